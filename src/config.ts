@@ -1,0 +1,111 @@
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { REGION_NAMES } from './regions.js';
+
+export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/** Secrets that must never sign production sessions (samples from docs and the original app). */
+const KNOWN_DEFAULT_SECRETS = new Set(['changeme', 'secret', 'development', 'movr', 'replace-me-with-a-long-random-string-of-32-chars']);
+
+const emptyAsUnset = (value: unknown) => (value === '' ? undefined : value);
+const optional = <T extends z.ZodType>(schema: T) => z.preprocess(emptyAsUnset, schema.optional());
+
+const dbUri = z
+  .string()
+  .regex(/^(postgres|postgresql|cockroachdb):\/\//, 'must be a postgresql://, postgres:// or cockroachdb:// URL')
+  .transform((uri) => uri.replace(/^cockroachdb:\/\//, 'postgresql://'));
+
+/** `trust proxy` takes a hop count, a boolean, or address presets/subnets. */
+const trustProxy = z.string().transform((value): boolean | number | string => {
+  if (value === 'true') return true;
+  if (value === 'false') return false;
+  return /^\d+$/.test(value) ? Number(value) : value;
+});
+
+const envSchema = z
+  .object({
+    DB_URI: optional(dbUri),
+    MOVR_DATA_DIR: optional(z.string()),
+    PORT: z.preprocess(emptyAsUnset, z.coerce.number().int().min(0).max(65535).default(8000)),
+    HOST: z.preprocess(emptyAsUnset, z.string().default('0.0.0.0')),
+    REGION: z.preprocess(emptyAsUnset, z.enum(REGION_NAMES).default('gcp-us-east1')),
+    SECRET_KEY: optional(z.string()),
+    TRUST_PROXY: z.preprocess(emptyAsUnset, trustProxy.default('loopback')),
+    API_KEY: optional(z.string()),
+    NODE_ENV: z.preprocess(emptyAsUnset, z.enum(['development', 'production', 'test']).default('development')),
+    LOG_LEVEL: z.preprocess(
+      emptyAsUnset,
+      z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    ),
+  })
+  .superRefine((env, ctx) => {
+    if (env.NODE_ENV !== 'production') return;
+    if (!env.DB_URI) {
+      ctx.addIssue({ code: 'custom', path: ['DB_URI'], message: 'is required in production (the embedded database is for development only)' });
+    }
+    if (!env.SECRET_KEY) {
+      ctx.addIssue({ code: 'custom', path: ['SECRET_KEY'], message: 'is required in production' });
+    } else if (env.SECRET_KEY.length < 32 || KNOWN_DEFAULT_SECRETS.has(env.SECRET_KEY.toLowerCase())) {
+      ctx.addIssue({ code: 'custom', path: ['SECRET_KEY'], message: 'must be at least 32 characters and not a known default' });
+    }
+  });
+
+export type Env = z.infer<typeof envSchema>;
+
+export interface Config {
+  readonly env: Env['NODE_ENV'];
+  readonly isProduction: boolean;
+  readonly dbUri: string | undefined;
+  readonly dataDir: string;
+  readonly port: number;
+  readonly host: string;
+  readonly region: Env['REGION'];
+  readonly secretKey: string;
+  readonly trustProxy: boolean | number | string;
+  readonly apiKey: string | undefined;
+  readonly logLevel: Env['LOG_LEVEL'];
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** A development secret generated once and kept in the data directory, so restarts keep riders logged in. */
+function developmentSecret(dataDir: string): string {
+  const file = path.join(dataDir, 'secret-key');
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  mkdirSync(dataDir, { recursive: true });
+  const secret = randomBytes(48).toString('base64url');
+  writeFileSync(file, `${secret}\n`, { mode: 0o600, flag: 'wx' });
+  chmodSync(file, 0o600);
+  return secret;
+}
+
+/** Parses the environment once; throws ConfigError listing every problem. */
+export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = envSchema.safeParse(source);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.') || 'environment'}: ${issue.message}`));
+  }
+  const env = parsed.data;
+  const dataDir = path.resolve(env.MOVR_DATA_DIR ?? path.join(PROJECT_ROOT, '.movr'));
+  return Object.freeze({
+    env: env.NODE_ENV,
+    isProduction: env.NODE_ENV === 'production',
+    dbUri: env.DB_URI,
+    dataDir,
+    port: env.PORT,
+    host: env.HOST,
+    region: env.REGION,
+    secretKey: env.SECRET_KEY ?? developmentSecret(dataDir),
+    trustProxy: env.TRUST_PROXY,
+    apiKey: env.API_KEY,
+    logLevel: env.LOG_LEVEL,
+  });
+}

@@ -1,0 +1,81 @@
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { City } from '../regions.js';
+
+/** The one description of MovR's tables: migrations, queries and the CockroachDB DDL agree with it. */
+
+export const VEHICLE_TYPES = ['bike', 'scooter', 'skateboard'] as const;
+export type VehicleType = (typeof VEHICLE_TYPES)[number];
+
+/** `in_use` while a ride is active; `removed` is a soft delete that keeps ride history intact. */
+export const VEHICLE_STATUSES = ['available', 'in_use', 'removed'] as const;
+export type VehicleStatus = (typeof VEHICLE_STATUSES)[number];
+
+/** Bump when the schema changes; CockroachDB DDL files record it in `schema_info` and the app checks it at start. */
+export const SCHEMA_VERSION = 1;
+
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+
+export interface UsersTable {
+  city: City;
+  id: Generated<string>;
+  first_name: string;
+  last_name: string;
+  email: string;
+  /** Null once the account is deleted, so the username can be taken again. */
+  username: string | null;
+  password_hash: string | null;
+  is_owner: Generated<boolean>;
+  created_at: Generated<Timestamp>;
+}
+
+export interface VehiclesTable {
+  city: City;
+  id: Generated<string>;
+  type: VehicleType;
+  owner_id: string;
+  date_added: Generated<Timestamp>;
+  status: Generated<VehicleStatus>;
+  last_location: string;
+  color: string;
+  brand: string;
+}
+
+export interface RidesTable {
+  city: City;
+  id: Generated<string>;
+  vehicle_id: string;
+  rider_id: string;
+  rider_city: City;
+  start_location: string;
+  end_location: string | null;
+  start_time: Generated<Timestamp>;
+  end_time: Timestamp | null;
+  /** Ride length in whole milliseconds; null while the ride is active. */
+  length_ms: ColumnType<number | null, number | null | undefined, number | null>;
+}
+
+/** connect-pg-simple's table layout. */
+export interface SessionsTable {
+  sid: string;
+  sess: unknown;
+  expire: Timestamp;
+}
+
+export interface SchemaInfoTable {
+  version: number;
+}
+
+export interface Database {
+  users: UsersTable;
+  vehicles: VehiclesTable;
+  rides: RidesTable;
+  sessions: SessionsTable;
+  schema_info: SchemaInfoTable;
+}
+
+export type UserRow = Selectable<UsersTable>;
+export type NewUserRow = Insertable<UsersTable>;
+export type VehicleRow = Selectable<VehiclesTable>;
+export type NewVehicleRow = Insertable<VehiclesTable>;
+export type VehicleUpdate = Updateable<VehiclesTable>;
+export type RideRow = Selectable<RidesTable>;

@@ -13,7 +13,8 @@ export type VehicleStatus = (typeof VEHICLE_STATUSES)[number];
 /** Bump when the schema changes; CockroachDB DDL files record it in `schema_info` and the app checks it at start. */
 export const SCHEMA_VERSION = 1;
 
-type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+/** A timestamptz the database fills in by default. */
+type DefaultTimestamp = ColumnType<Date, Date | string | undefined, Date | string>;
 
 export interface UsersTable {
   city: City;
@@ -25,7 +26,7 @@ export interface UsersTable {
   username: string | null;
   password_hash: string | null;
   is_owner: Generated<boolean>;
-  created_at: Generated<Timestamp>;
+  created_at: DefaultTimestamp;
 }
 
 export interface VehiclesTable {
@@ -33,7 +34,7 @@ export interface VehiclesTable {
   id: Generated<string>;
   type: VehicleType;
   owner_id: string;
-  date_added: Generated<Timestamp>;
+  date_added: DefaultTimestamp;
   status: Generated<VehicleStatus>;
   last_location: string;
   color: string;
@@ -48,17 +49,17 @@ export interface RidesTable {
   rider_city: City;
   start_location: string;
   end_location: string | null;
-  start_time: Generated<Timestamp>;
-  end_time: Timestamp | null;
-  /** Ride length in whole milliseconds; null while the ride is active. */
-  length_ms: ColumnType<number | null, number | null | undefined, number | null>;
+  start_time: DefaultTimestamp;
+  end_time: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  /** INTERVAL, end_time - start_time; null while the ride is active. Read it as milliseconds in SQL. */
+  length: ColumnType<unknown, unknown, unknown>;
 }
 
 /** connect-pg-simple's table layout. */
 export interface SessionsTable {
   sid: string;
   sess: unknown;
-  expire: Timestamp;
+  expire: ColumnType<Date, Date | string, Date | string>;
 }
 
 export interface SchemaInfoTable {

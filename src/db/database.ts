@@ -1,0 +1,80 @@
+import { Kysely, PostgresDialect, sql } from 'kysely';
+import pg from 'pg';
+import type { Logger } from 'pino';
+import type { Database } from './schema.js';
+import { type DatabaseKind, type RetryOptions, type TransactionContext, TransactionStats } from './transaction.js';
+
+// Let COUNT(*) and other int8 results arrive as numbers; MovR's counts stay far below 2^53.
+pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
+
+export interface DatabaseOptions {
+  connectionString: string;
+  /** Pool size; each instance of the app holds at most this many connections. */
+  poolSize?: number;
+  /** Overrides detection, to drive the CockroachDB protocol against PostgreSQL in tests. */
+  kind?: DatabaseKind;
+  retry?: Partial<RetryOptions>;
+  /** Supplies the pg pool, e.g. one that injects faults in tests. */
+  pool?: pg.Pool;
+  logger?: Logger;
+}
+
+export interface MovrDatabase extends TransactionContext {
+  readonly pool: pg.Pool;
+  readonly version: string;
+  /** True when the database answers a trivial query within the timeout. */
+  ping(timeoutMs?: number): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export function detectKind(version: string): DatabaseKind {
+  return /cockroachdb/i.test(version) ? 'cockroachdb' : 'postgres';
+}
+
+export async function openDatabase(options: DatabaseOptions): Promise<MovrDatabase> {
+  const pool =
+    options.pool ??
+    new pg.Pool({
+      connectionString: options.connectionString,
+      max: options.poolSize ?? 10,
+      // Fail fast while the database is down, so pages answer 503 instead of hanging.
+      connectionTimeoutMillis: 3000,
+      idleTimeoutMillis: 30_000,
+      query_timeout: 15_000,
+      application_name: 'movr',
+    });
+  // An idle client losing its connection (database restart) must not crash the process.
+  pool.on('error', (error) => options.logger?.warn({ err: error }, 'idle database connection lost'));
+
+  const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  try {
+    const { rows } = await sql<{ version: string }>`SELECT version() AS version`.execute(kysely);
+    const version = rows[0]?.version ?? '';
+    const database: MovrDatabase = {
+      kysely,
+      pool,
+      version,
+      kind: options.kind ?? detectKind(version),
+      stats: new TransactionStats(),
+      ...(options.retry ? { retry: options.retry } : {}),
+      async ping(timeoutMs = 2000) {
+        let timer: NodeJS.Timeout | undefined;
+        const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+        const query = sql`SELECT 1`.execute(kysely).then(
+          () => true,
+          () => false,
+        );
+        try {
+          return await Promise.race([query, timeout]);
+        } finally {
+          clearTimeout(timer);
+        }
+      },
+      close: () => kysely.destroy(),
+    };
+    return database;
+  } catch (error) {
+    await kysely.destroy().catch(() => {});
+    throw error;
+  }
+}

@@ -1,0 +1,122 @@
+import { type Kysely, sql, type Transaction } from 'kysely';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { SQLSTATE, sqlState, TransactionOutcomeUnknownError, TransactionRetryLimitError } from './errors.js';
+import type { Database } from './schema.js';
+
+export type DatabaseKind = 'postgres' | 'cockroachdb';
+
+/** What a transaction callback gets: Kysely's Transaction, which has no commit or rollback. */
+export type Tx = Transaction<Database>;
+
+export interface RetryOptions {
+  /** Runs of the callback in all, the first included. */
+  maxAttempts: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+}
+
+export const DEFAULT_RETRY: RetryOptions = { maxAttempts: 10, baseDelayMs: 5, maxDelayMs: 400 };
+
+/** Counters for metrics: every run of a callback, every retry after a 40001, and how transactions ended. */
+export class TransactionStats {
+  attempts = 0;
+  retries = 0;
+  committed = 0;
+  failed = 0;
+  retryLimitReached = 0;
+  outcomeUnknown = 0;
+}
+
+export interface TransactionContext {
+  readonly kysely: Kysely<Database>;
+  readonly kind: DatabaseKind;
+  readonly stats: TransactionStats;
+  readonly retry?: Partial<RetryOptions>;
+}
+
+/**
+ * Runs `callback` in one SERIALIZABLE transaction, retrying it on SQLSTATE 40001 with capped, jittered
+ * exponential backoff. The callback may run several times, so it must only touch the database.
+ *
+ * CockroachDB: the client-side retry protocol, `SAVEPOINT cockroach_restart` after BEGIN, `RELEASE SAVEPOINT
+ * cockroach_restart` before COMMIT, and on 40001 `ROLLBACK TO SAVEPOINT cockroach_restart` and run again in the
+ * same transaction, which keeps its priority
+ * (https://www.cockroachlabs.com/docs/v23.1/advanced-client-side-transaction-retries).
+ * PostgreSQL: rolling back to a savepoint keeps the snapshot, so such a retry fails forever; the whole
+ * transaction is rolled back and a new one begun instead. Either way a 40001 at COMMIT starts a new transaction.
+ */
+export async function runTransaction<T>(
+  context: TransactionContext,
+  callback: (tx: Tx) => Promise<T>,
+  options: Partial<RetryOptions> = {},
+): Promise<T> {
+  const attempts = new Attempts({ ...DEFAULT_RETRY, ...context.retry, ...options }, context.stats);
+  for (;;) {
+    try {
+      const result = await context.kysely
+        .transaction()
+        .setIsolationLevel('serializable')
+        .execute((trx) =>
+          context.kind === 'cockroachdb' ? withRestartSavepoint(trx, callback, attempts) : attempts.run(() => callback(trx)),
+        );
+      context.stats.committed += 1;
+      return result;
+    } catch (error) {
+      try {
+        await attempts.afterFailure(error);
+      } catch (final) {
+        context.stats.failed += 1;
+        throw final;
+      }
+    }
+  }
+}
+
+async function withRestartSavepoint<T>(trx: Tx, callback: (tx: Tx) => Promise<T>, attempts: Attempts): Promise<T> {
+  await sql`SAVEPOINT cockroach_restart`.execute(trx);
+  for (;;) {
+    try {
+      const result = await attempts.run(() => callback(trx));
+      // CockroachDB commits at RELEASE; a 40001 here is retried like one from the callback.
+      await sql`RELEASE SAVEPOINT cockroach_restart`.execute(trx);
+      return result;
+    } catch (error) {
+      await attempts.afterFailure(error);
+      await sql`ROLLBACK TO SAVEPOINT cockroach_restart`.execute(trx);
+    }
+  }
+}
+
+class Attempts {
+  private count = 0;
+
+  constructor(
+    private readonly retry: RetryOptions,
+    private readonly stats: TransactionStats,
+  ) {}
+
+  run<T>(callback: () => Promise<T>): Promise<T> {
+    this.count += 1;
+    this.stats.attempts += 1;
+    return callback();
+  }
+
+  /** Returns after the backoff when another attempt may follow; otherwise throws what the caller should see. */
+  async afterFailure(error: unknown): Promise<void> {
+    if (error instanceof TransactionRetryLimitError || error instanceof TransactionOutcomeUnknownError) throw error;
+    const code = sqlState(error);
+    if (code === SQLSTATE.statementCompletionUnknown) {
+      // The commit may or may not have happened: a blind retry could apply it twice.
+      this.stats.outcomeUnknown += 1;
+      throw new TransactionOutcomeUnknownError({ cause: error });
+    }
+    if (code !== SQLSTATE.serializationFailure) throw error;
+    if (this.count >= this.retry.maxAttempts) {
+      this.stats.retryLimitReached += 1;
+      throw new TransactionRetryLimitError(this.count, { cause: error });
+    }
+    this.stats.retries += 1;
+    const { baseDelayMs, maxDelayMs } = this.retry;
+    await sleep(Math.random() * Math.min(maxDelayMs, baseDelayMs * 2 ** (this.count - 1)));
+  }
+}

@@ -1,0 +1,379 @@
+import bcrypt from 'bcrypt';
+import { sql } from 'kysely';
+import { CITIES, type City } from '../regions.js';
+import type { MovrDatabase } from '../db/database.js';
+import { SQLSTATE, sqlState, violatedConstraint } from '../db/errors.js';
+import type { VehicleType } from '../db/schema.js';
+import { runTransaction, type Tx } from '../db/transaction.js';
+import { ForbiddenError, NotFoundError, RefusedError, UsernameTakenError } from './errors.js';
+import { type Page, type Ride, toUser, toVehicle, type User, type UserRef, type Vehicle } from './models.js';
+
+export const VEHICLES_PER_PAGE = 50;
+export const RIDES_SHOWN = 100;
+
+export interface NewUser {
+  city: City;
+  firstName: string;
+  lastName: string;
+  email: string;
+  username: string;
+  password: string;
+}
+
+export interface NewVehicle {
+  type: VehicleType;
+  color: string;
+  brand: string;
+  location: string;
+}
+
+export interface MovrOptions {
+  /** bcrypt cost factor; 12 by default (~0.3 s per hash on a 2-core machine). */
+  bcryptCost?: number;
+}
+
+const USER_COLUMNS = ['id', 'city', 'username', 'first_name', 'last_name', 'email', 'is_owner'] as const;
+const VEHICLE_COLUMNS = ['id', 'city', 'type', 'owner_id', 'date_added', 'status', 'last_location', 'color', 'brand'] as const;
+
+/** Whoever asks for an unknown username still pays for one bcrypt comparison, so timing reveals nothing. */
+const DUMMY_HASH = bcrypt.hashSync('movr-dummy-password', 4).replace(/^\$2b\$04\$/, '$2b$12$');
+
+/**
+ * The backend: each method runs exactly one transaction callback through the retry wrapper. Callbacks only
+ * touch the database (hashing happens before), so a retry is safe. Reads and writes name the row's city
+ * wherever it is known, so on a partitioned CockroachDB they stay in one region.
+ */
+export class MovR {
+  private readonly bcryptCost: number;
+
+  constructor(
+    private readonly db: MovrDatabase,
+    options: MovrOptions = {},
+  ) {
+    this.bcryptCost = options.bcryptCost ?? 12;
+  }
+
+  private run<T>(callback: (tx: Tx) => Promise<T>): Promise<T> {
+    return runTransaction(this.db, callback);
+  }
+
+  async addUser(input: NewUser): Promise<User> {
+    const passwordHash = await bcrypt.hash(input.password, this.bcryptCost);
+    try {
+      return await this.run(async (tx) => {
+        const row = await tx
+          .insertInto('users')
+          .values({
+            city: input.city,
+            first_name: input.firstName,
+            last_name: input.lastName,
+            email: input.email,
+            username: input.username,
+            password_hash: passwordHash,
+          })
+          .returning(USER_COLUMNS)
+          .executeTakeFirstOrThrow();
+        return toUser(row);
+      });
+    } catch (error) {
+      if (sqlState(error) === SQLSTATE.uniqueViolation && violatedConstraint(error) === 'users_username_key') {
+        throw new UsernameTakenError();
+      }
+      throw error;
+    }
+  }
+
+  /** The user whose username and password these are; undefined for an unknown user and a wrong password alike. */
+  async authenticate(username: string, password: string): Promise<User | undefined> {
+    const row = await this.run((tx) =>
+      tx.selectFrom('users').select([...USER_COLUMNS, 'password_hash']).where('username', '=', username).executeTakeFirst(),
+    );
+    const matches = await bcrypt.compare(password, row?.password_hash ?? DUMMY_HASH);
+    return row && row.password_hash && matches ? toUser(row) : undefined;
+  }
+
+  async getUser(ref: UserRef): Promise<User | undefined> {
+    const row = await this.run((tx) =>
+      tx
+        .selectFrom('users')
+        .select(USER_COLUMNS)
+        .where('city', '=', ref.city)
+        .where('id', '=', ref.id)
+        .where('username', 'is not', null)
+        .executeTakeFirst(),
+    );
+    return row && toUser(row);
+  }
+
+  async getUserByUsername(username: string): Promise<User | undefined> {
+    const row = await this.run((tx) =>
+      tx.selectFrom('users').select(USER_COLUMNS).where('username', '=', username).executeTakeFirst(),
+    );
+    return row && toUser(row);
+  }
+
+  async getUsers(city: City): Promise<User[]> {
+    const rows = await this.run((tx) =>
+      tx
+        .selectFrom('users')
+        .select(USER_COLUMNS)
+        .where('city', '=', city)
+        .where('username', 'is not', null)
+        .orderBy('username')
+        .execute(),
+    );
+    return rows.map(toUser);
+  }
+
+  /**
+   * Deletes the actor's own account: refused while riding or owning vehicles that are not removed. The row
+   * stays for ride history, emptied of personal data; the username is freed and every session ended.
+   */
+  async removeUser(actor: UserRef, userId: string): Promise<void> {
+    if (actor.id !== userId) throw new ForbiddenError('You can only delete your own account.');
+    await this.run(async (tx) => {
+      const user = await tx
+        .selectFrom('users')
+        .select('id')
+        .where('city', '=', actor.city)
+        .where('id', '=', actor.id)
+        .where('username', 'is not', null)
+        .executeTakeFirst();
+      if (!user) throw new NotFoundError('No such account.');
+      if (await activeRide(tx, actor)) throw new RefusedError('End your ride before deleting your account.');
+      const owned = await tx
+        .selectFrom('vehicles')
+        .select('id')
+        .where('city', '=', actor.city)
+        .where('owner_id', '=', actor.id)
+        .where('status', '<>', 'removed')
+        .limit(1)
+        .executeTakeFirst();
+      if (owned) throw new RefusedError('Remove your vehicles before deleting your account.');
+      await tx
+        .updateTable('users')
+        .set({ username: null, password_hash: null, first_name: '', last_name: '', email: '', is_owner: false })
+        .where('city', '=', actor.city)
+        .where('id', '=', actor.id)
+        .execute();
+      // connect-pg-simple keeps passport's user in sess.passport.user.
+      await tx.deleteFrom('sessions').where(sql<string>`sess::jsonb -> 'passport' -> 'user' ->> 'id'`, '=', actor.id).execute();
+    });
+  }
+
+  /** Adds a vehicle in its owner's home city. */
+  async addVehicle(owner: UserRef, input: NewVehicle): Promise<Vehicle> {
+    return this.run(async (tx) => {
+      const row = await tx
+        .insertInto('vehicles')
+        .values({
+          city: owner.city,
+          owner_id: owner.id,
+          type: input.type,
+          color: input.color,
+          brand: input.brand,
+          last_location: input.location,
+        })
+        .returning(VEHICLE_COLUMNS)
+        .executeTakeFirstOrThrow();
+      await tx
+        .updateTable('users')
+        .set({ is_owner: true })
+        .where('city', '=', owner.city)
+        .where('id', '=', owner.id)
+        .where('is_owner', '=', false)
+        .execute();
+      return toVehicle(row);
+    });
+  }
+
+  /** Vehicles of a city that are not removed, newest first, a page at a time. */
+  async getVehicles(city: City, page = 1): Promise<Page<Vehicle>> {
+    const rows = await this.run((tx) =>
+      tx
+        .selectFrom('vehicles')
+        .select(VEHICLE_COLUMNS)
+        .where('city', '=', city)
+        .where('status', '<>', 'removed')
+        .orderBy('date_added', 'desc')
+        .orderBy('id', 'desc')
+        .limit(VEHICLES_PER_PAGE + 1)
+        .offset((page - 1) * VEHICLES_PER_PAGE)
+        .execute(),
+    );
+    return { items: rows.slice(0, VEHICLES_PER_PAGE).map(toVehicle), page, hasNext: rows.length > VEHICLES_PER_PAGE };
+  }
+
+  async getOwnedVehicles(owner: UserRef): Promise<Vehicle[]> {
+    const rows = await this.run((tx) =>
+      tx
+        .selectFrom('vehicles')
+        .select(VEHICLE_COLUMNS)
+        .where('city', '=', owner.city)
+        .where('owner_id', '=', owner.id)
+        .where('status', '<>', 'removed')
+        .orderBy('date_added', 'desc')
+        .execute(),
+    );
+    return rows.map(toVehicle);
+  }
+
+  /** Marks the owner's vehicle removed, never while it is in use; the owner stays an owner while any remain. */
+  async removeVehicle(actor: UserRef, vehicleId: string): Promise<void> {
+    await this.run(async (tx) => {
+      // Vehicles live in their owner's city, so the actor's own are found in one region.
+      const vehicle = await findVehicle(tx, vehicleId, actor.city);
+      if (vehicle.owner_id !== actor.id) throw new ForbiddenError('You can only remove your own vehicles.');
+      if (vehicle.status === 'removed') throw new NotFoundError('No such vehicle.');
+      const removed = await tx
+        .updateTable('vehicles')
+        .set({ status: 'removed' })
+        .where('city', '=', vehicle.city)
+        .where('id', '=', vehicle.id)
+        .where('status', '=', 'available')
+        .executeTakeFirst();
+      if (removed.numUpdatedRows === 0n) throw new RefusedError('That vehicle is in use; it can be removed once the ride ends.');
+      const remaining = await tx
+        .selectFrom('vehicles')
+        .select('id')
+        .where('city', '=', actor.city)
+        .where('owner_id', '=', actor.id)
+        .where('status', '<>', 'removed')
+        .limit(1)
+        .executeTakeFirst();
+      if (!remaining) {
+        await tx.updateTable('users').set({ is_owner: false }).where('city', '=', actor.city).where('id', '=', actor.id).execute();
+      }
+    });
+  }
+
+  /**
+   * Starts a ride: claims the vehicle only if it is available and only if the rider has no active ride, in
+   * one transaction. Two riders racing for one scooter get one ride between them: SERIALIZABLE isolation
+   * makes the loser retry and see the claim, and partial unique indexes back it up.
+   */
+  async startRide(rider: UserRef, vehicleId: string, preferredCity: City): Promise<Ride> {
+    try {
+      return await this.run(async (tx) => {
+        const vehicle = await findVehicle(tx, vehicleId, preferredCity);
+        if (vehicle.status === 'removed') throw new NotFoundError('No such vehicle.');
+        if (await activeRide(tx, rider)) throw new RefusedError('You are already on a ride: end it before starting another.');
+        const claimed = await tx
+          .updateTable('vehicles')
+          .set({ status: 'in_use' })
+          .where('city', '=', vehicle.city)
+          .where('id', '=', vehicle.id)
+          .where('status', '=', 'available')
+          .executeTakeFirst();
+        if (claimed.numUpdatedRows === 0n) throw new RefusedError('That vehicle is not available right now.');
+        const { id } = await tx
+          .insertInto('rides')
+          .values({
+            city: vehicle.city,
+            vehicle_id: vehicle.id,
+            rider_id: rider.id,
+            rider_city: rider.city,
+            start_location: vehicle.last_location,
+          })
+          .returning('id')
+          .executeTakeFirstOrThrow();
+        return readRide(tx, vehicle.city, id);
+      });
+    } catch (error) {
+      if (sqlState(error) === SQLSTATE.uniqueViolation) {
+        const constraint = violatedConstraint(error);
+        if (constraint === 'rides_one_active_per_rider_idx') throw new RefusedError('You are already on a ride: end it before starting another.');
+        if (constraint === 'rides_one_active_per_vehicle_idx') throw new RefusedError('That vehicle is not available right now.');
+      }
+      throw error;
+    }
+  }
+
+  /** Ends the rider's own active ride: sets end time, length and end location, and frees the vehicle there. */
+  async endRide(rider: UserRef, rideId: string, location: string, preferredCity: City): Promise<Ride> {
+    return this.run(async (tx) => {
+      const ride = await findRide(tx, rideId, preferredCity);
+      if (ride.rider_id !== rider.id) throw new ForbiddenError('You can only end your own rides.');
+      if (ride.end_time !== null) throw new RefusedError('That ride has already ended.');
+      // now() is the transaction's timestamp, so length is exactly end_time - start_time.
+      await tx
+        .updateTable('rides')
+        .set({ end_time: sql`now()`, length: sql`now() - start_time`, end_location: location })
+        .where('city', '=', ride.city)
+        .where('id', '=', ride.id)
+        .execute();
+      await tx
+        .updateTable('vehicles')
+        .set({ status: 'available', last_location: location })
+        .where('city', '=', ride.city)
+        .where('id', '=', ride.vehicle_id)
+        .where('status', '=', 'in_use')
+        .execute();
+      return readRide(tx, ride.city, ride.id);
+    });
+  }
+
+  /** The rider's rides, newest first (the most recent RIDES_SHOWN). */
+  async getRides(rider: UserRef): Promise<Ride[]> {
+    return this.run((tx) =>
+      ridesQuery(tx)
+        .where('rides.rider_city', '=', rider.city)
+        .where('rides.rider_id', '=', rider.id)
+        .orderBy('rides.start_time', 'desc')
+        .limit(RIDES_SHOWN)
+        .execute(),
+    );
+  }
+}
+
+/** Looks in the likely city first, then in all cities at once (a point lookup per city on the primary key). */
+async function findVehicle(tx: Tx, id: string, preferredCity: City) {
+  const query = tx.selectFrom('vehicles').select(VEHICLE_COLUMNS).where('id', '=', id);
+  const vehicle =
+    (await query.where('city', '=', preferredCity).executeTakeFirst()) ??
+    (await query.where('city', 'in', CITIES).executeTakeFirst());
+  if (!vehicle) throw new NotFoundError('No such vehicle.');
+  return vehicle;
+}
+
+async function findRide(tx: Tx, id: string, preferredCity: City) {
+  const query = tx.selectFrom('rides').select(['id', 'city', 'rider_id', 'vehicle_id', 'end_time']).where('id', '=', id);
+  const ride =
+    (await query.where('city', '=', preferredCity).executeTakeFirst()) ??
+    (await query.where('city', 'in', CITIES).executeTakeFirst());
+  if (!ride) throw new NotFoundError('No such ride.');
+  return ride;
+}
+
+function activeRide(tx: Tx, rider: UserRef) {
+  return tx
+    .selectFrom('rides')
+    .select('id')
+    .where('rider_city', '=', rider.city)
+    .where('rider_id', '=', rider.id)
+    .where('end_time', 'is', null)
+    .executeTakeFirst();
+}
+
+function ridesQuery(tx: Tx) {
+  return tx
+    .selectFrom('rides')
+    .innerJoin('vehicles', (join) => join.onRef('vehicles.city', '=', 'rides.city').onRef('vehicles.id', '=', 'rides.vehicle_id'))
+    .select([
+      'rides.id as id',
+      'rides.city as city',
+      'rides.vehicle_id as vehicleId',
+      'vehicles.type as vehicleType',
+      'vehicles.color as vehicleColor',
+      'vehicles.brand as vehicleBrand',
+      'rides.start_location as startLocation',
+      'rides.end_location as endLocation',
+      'rides.start_time as startTime',
+      'rides.end_time as endTime',
+      sql<number | null>`(extract(epoch from rides.length) * 1000)::float8`.as('lengthMs'),
+    ]);
+}
+
+function readRide(tx: Tx, city: City, id: string): Promise<Ride> {
+  return ridesQuery(tx).where('rides.city', '=', city).where('rides.id', '=', id).executeTakeFirstOrThrow();
+}

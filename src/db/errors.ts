@@ -41,3 +41,15 @@ export class TransactionOutcomeUnknownError extends Error {
     this.name = 'TransactionOutcomeUnknownError';
   }
 }
+
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', '57P01', '57P02', '57P03', '53300']);
+
+/** The database is down, restarting or unreachable: answered 503, not 500. */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && (UNAVAILABLE_CODES.has(code) || code.startsWith('08'))) return true;
+  const message = error instanceof Error ? error.message : '';
+  return /Connection terminated|timeout exceeded when trying to connect|Query read timeout|connection (?:is )?closed|Client has encountered a connection error/i.test(
+    message,
+  );
+}

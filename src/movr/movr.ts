@@ -313,6 +313,15 @@ export class MovR {
     });
   }
 
+  /** The rider's own ride: ForbiddenError for someone else's, NotFoundError for an unknown id. */
+  async getOwnRide(rider: UserRef, rideId: string, preferredCity: City): Promise<Ride> {
+    return this.run(async (tx) => {
+      const ride = await findRide(tx, rideId, preferredCity);
+      if (ride.rider_id !== rider.id) throw new ForbiddenError('You can only see your own rides.');
+      return readRide(tx, ride.city, ride.id);
+    });
+  }
+
   /** The rider's rides, newest first (the most recent RIDES_SHOWN). */
   async getRides(rider: UserRef): Promise<Ride[]> {
     return this.run((tx) =>

@@ -1,0 +1,141 @@
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import { csrfSync } from 'csrf-sync';
+import express, { type Express } from 'express';
+import { ipKeyGenerator, rateLimit } from 'express-rate-limit';
+import helmet from 'helmet';
+import { pinoHttp } from 'pino-http';
+import { type Config, PROJECT_ROOT } from './config.js';
+import type { MovrDatabase } from './db/database.js';
+import { VEHICLE_TYPES } from './db/schema.js';
+import type { Logger } from './logger.js';
+import type { MovR } from './movr/movr.js';
+import { REGION_NAMES, REGIONS, citiesOf } from './regions.js';
+import { createPassport } from './web/auth.js';
+import { errorHandler, HttpError } from './web/errors.js';
+import { takeFlash } from './web/flash.js';
+import { formatDate, formatDateTime, formatDuration, STATUS_LABELS, titleCase } from './web/format.js';
+import { currentLocality, locality } from './web/locality.js';
+import { createMetrics } from './web/metrics.js';
+import { authRoutes } from './web/routes/auth.js';
+import { cityRoutes } from './web/routes/city.js';
+import { healthRoutes } from './web/routes/health.js';
+import { rideRoutes } from './web/routes/rides.js';
+import { userRoutes } from './web/routes/users.js';
+import { vehicleRoutes } from './web/routes/vehicles.js';
+import { sessionMiddleware } from './web/session.js';
+
+export interface RateLimits {
+  /** Failed log-ins allowed per username and client in the window. */
+  failedLogins: number;
+  /** Sign-ups allowed per client in the window. */
+  registrations: number;
+  windowMs: number;
+}
+
+export const DEFAULT_RATE_LIMITS: RateLimits = { failedLogins: 10, registrations: 10, windowMs: 15 * 60 * 1000 };
+
+export interface AppDependencies {
+  config: Config;
+  db: MovrDatabase;
+  movr: MovR;
+  logger: Logger;
+  rateLimits?: Partial<RateLimits>;
+}
+
+const CITY_GROUPS = REGION_NAMES.map((region) => ({ region, label: REGIONS[region].label, cities: citiesOf(region) }));
+
+/** Builds the Express app: middleware order, routers, 404 and error page. Never listens. */
+export function createApp({ config, db, movr, logger, rateLimits }: AppDependencies): Express {
+  const limits = { ...DEFAULT_RATE_LIMITS, ...rateLimits };
+  const app = express();
+  const metrics = createMetrics(db.stats);
+  const passport = createPassport(movr);
+  const { csrfSynchronisedProtection } = csrfSync({
+    getTokenFromRequest: (req) => (typeof req.body?._csrf === 'string' ? req.body._csrf : undefined),
+  });
+
+  app.set('trust proxy', config.trustProxy);
+  app.set('view engine', 'ejs');
+  app.set('views', path.join(PROJECT_ROOT, 'views'));
+  app.set('view cache', true);
+  app.disable('x-powered-by');
+  app.locals.vehicleTypes = VEHICLE_TYPES;
+  app.locals.format = { date: formatDate, dateTime: formatDateTime, duration: formatDuration, titleCase, status: STATUS_LABELS };
+
+  app.use(
+    pinoHttp({
+      logger,
+      genReqId: (req, res) => {
+        const given = req.headers['x-request-id'];
+        const id = typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
+        res.setHeader('X-Request-Id', id);
+        return id;
+      },
+      autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' || req.url?.startsWith('/static/') === true },
+    }),
+  );
+  app.use(metrics.observeRequests);
+  app.use(
+    helmet({
+      contentSecurityPolicy: {
+        directives: {
+          // The Google map is an Embed API iframe, so only frames need Google's origin, and only with a key.
+          'frame-src': config.apiKey ? ["'self'", 'https://www.google.com'] : ["'self'"],
+          'form-action': ["'self'"],
+          'upgrade-insecure-requests': config.isProduction ? [] : null,
+        },
+      },
+      strictTransportSecurity: config.isProduction,
+    }),
+  );
+
+  app.use('/static', express.static(path.join(PROJECT_ROOT, 'public'), { maxAge: config.isProduction ? '1d' : 0 }));
+  app.use('/static/vendor/bootstrap', express.static(path.join(PROJECT_ROOT, 'node_modules/bootstrap/dist'), { maxAge: '7d' }));
+  app.use(healthRoutes(db, metrics));
+
+  app.use(express.urlencoded({ extended: false, limit: '100kb', parameterLimit: 100 }));
+  app.use(sessionMiddleware(config, db.pool));
+  app.use(csrfSynchronisedProtection);
+  app.use(passport.session());
+  app.use(locality(config.region));
+  app.use((req, res, next) => {
+    res.locals.currentUser = req.user;
+    res.locals.csrfToken = req.csrfToken?.();
+    res.locals.messages = takeFlash(req);
+    res.locals.city = currentLocality(res).city;
+    res.locals.region = currentLocality(res).region;
+    res.locals.cityGroups = CITY_GROUPS;
+    res.locals.apiKey = config.apiKey;
+    res.locals.path = req.path;
+    next();
+  });
+
+  const loginLimiter = rateLimit({
+    windowMs: limits.windowMs,
+    limit: limits.failedLogins,
+    // Only failures count, per username and client, so a rider who logs in is never locked out by others.
+    skipSuccessfulRequests: true,
+    keyGenerator: (req) => `${ipKeyGenerator(req.ip ?? '')}|${String(req.body?.username ?? '').trim().toLowerCase()}`,
+    handler: (_req, _res, next) => next(new HttpError(429, 'Too many failed log-ins. Wait a few minutes, then try again.')),
+    standardHeaders: 'draft-8',
+    legacyHeaders: false,
+  });
+  const registerLimiter = rateLimit({
+    windowMs: limits.windowMs,
+    limit: limits.registrations,
+    handler: (_req, _res, next) => next(new HttpError(429, 'Too many sign-ups from your network. Try again later.')),
+    standardHeaders: 'draft-8',
+    legacyHeaders: false,
+  });
+
+  app.use(authRoutes({ movr, passport, loginLimiter, registerLimiter }));
+  app.use(vehicleRoutes(movr));
+  app.use(rideRoutes(movr));
+  app.use(userRoutes(movr));
+  app.use(cityRoutes());
+
+  app.use((_req, _res, next) => next(new HttpError(404, 'That page does not exist.')));
+  app.use(errorHandler(logger, { showDetails: config.env === 'development' }));
+  return app;
+}

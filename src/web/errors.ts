@@ -1,0 +1,92 @@
+import type { NextFunction, Request, Response } from 'express';
+import type { Logger } from 'pino';
+import { isDatabaseUnavailable, TransactionOutcomeUnknownError, TransactionRetryLimitError } from '../db/errors.js';
+import { ForbiddenError, NotFoundError, RefusedError } from '../movr/errors.js';
+import { flash } from './flash.js';
+
+/** An HTTP answer thrown from a route; the central handler renders its page. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'HttpError';
+  }
+}
+
+export const notFound = (what = 'That page does not exist.') => new HttpError(404, what);
+
+const TITLES: Record<number, string> = {
+  400: 'Bad request',
+  403: 'Not allowed',
+  404: 'Not found',
+  413: 'Too large',
+  422: 'Check the form',
+  429: 'Too many requests',
+  500: 'Something went wrong',
+  503: 'Temporarily unavailable',
+};
+
+/**
+ * Where a refused action's rider goes back to: the page the form was on, when the Referer names one of
+ * ours, else the given page. Never an absolute URL from outside.
+ */
+export function backTo(req: Request, fallback: string): string {
+  const referer = req.get('referer');
+  if (!referer) return fallback;
+  try {
+    const url = new URL(referer);
+    if (url.host !== req.get('host')) return fallback;
+    return url.pathname.startsWith('/') && !url.pathname.startsWith('//') ? url.pathname + url.search : fallback;
+  } catch {
+    return fallback;
+  }
+}
+
+interface Classified {
+  status: number;
+  message: string;
+}
+
+function classify(error: unknown): Classified {
+  if (error instanceof HttpError) return { status: error.status, message: error.message };
+  if (error instanceof NotFoundError) return { status: 404, message: error.message };
+  if (error instanceof ForbiddenError) return { status: 403, message: error.message };
+  if (error instanceof TransactionRetryLimitError || isDatabaseUnavailable(error)) {
+    return { status: 503, message: 'MovR is busy or its database is unreachable. Please try again in a moment.' };
+  }
+  if (error instanceof TransactionOutcomeUnknownError) {
+    return { status: 503, message: 'We could not confirm whether that went through. Check your rides before trying again.' };
+  }
+  // body-parser, csrf-sync and http-errors set a 4xx status with a safe message (413, 400, 403).
+  const status = (error as { status?: unknown; statusCode?: unknown } | null)?.status ?? (error as { statusCode?: unknown } | null)?.statusCode;
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    const code = (error as { code?: unknown }).code;
+    if (code === 'EBADCSRFTOKEN') return { status: 403, message: 'This form has expired or did not come from MovR. Go back, reload the page and try again.' };
+    if (status === 413) return { status, message: 'That request is too large.' };
+    return { status, message: TITLES[status] ?? 'That request could not be handled.' };
+  }
+  return { status: 500, message: 'Something went wrong on our side.' };
+}
+
+/** The one error middleware: every thrown error becomes a status and a page, or a flash and a redirect. */
+export function errorHandler(logger: Logger, { showDetails }: { showDetails: boolean }) {
+  return (error: unknown, req: Request, res: Response, next: NextFunction) => {
+    if (res.headersSent) return next(error);
+    if (error instanceof RefusedError && req.session) {
+      flash(req, 'danger', error.message);
+      return res.redirect(303, backTo(req, res.locals.refusedRedirect ?? '/vehicles'));
+    }
+    const { status, message } = classify(error);
+    if (status >= 500) (req.log ?? logger).error({ err: error }, 'request failed');
+    res.status(status);
+    if (status === 503) res.set('Retry-After', '5');
+    res.render('error', {
+      title: TITLES[status] ?? 'Error',
+      status,
+      message,
+      details: showDetails && status >= 500 && error instanceof Error ? error.stack : undefined,
+    });
+  };
+}

@@ -1,0 +1,91 @@
+import { z } from 'zod';
+import { parseCity } from '../regions.js';
+import { VEHICLE_TYPES } from '../db/schema.js';
+
+/** One Zod schema per form and route parameter: only parsed values travel inward. */
+
+/** Printable text: no control characters (NUL, escapes, line breaks). Shown escaped wherever it appears. */
+const printable = (label: string, { min = 1, max = 100 } = {}) =>
+  z
+    .string({ error: `${label} is required.` })
+    .trim()
+    .min(min, `${label} is required.`)
+    .max(max, `${label} must be at most ${max} characters.`)
+    .refine((value) => !/\p{Cc}/u.test(value), `${label} may only contain printable characters.`);
+
+const username = z
+  .string({ error: 'Username is required.' })
+  .trim()
+  .min(3, 'Username must be 3 to 32 characters.')
+  .max(32, 'Username must be 3 to 32 characters.')
+  .regex(/^[A-Za-z0-9._-]+$/, 'Username may only contain letters, digits, ".", "_" and "-".');
+
+const password = z
+  .string({ error: 'Password is required.' })
+  .min(8, 'Password must be 8 to 128 characters.')
+  .max(128, 'Password must be 8 to 128 characters.');
+
+export const loginForm = z.object({
+  username: z.string({ error: 'Username is required.' }).trim().min(1, 'Username is required.').max(200, 'Incorrect username or password.'),
+  password: z.string({ error: 'Password is required.' }).min(1, 'Password is required.').max(1000, 'Incorrect username or password.'),
+});
+
+export const registerForm = z.object({
+  city: z
+    .string({ error: 'Choose a city.' })
+    .transform((value, ctx) => parseCity(value) ?? (ctx.addIssue({ code: 'custom', message: 'Choose one of the supported cities.' }), z.NEVER)),
+  first_name: printable('First name'),
+  last_name: printable('Last name'),
+  email: z
+    .string({ error: 'Email is required.' })
+    .trim()
+    .min(1, 'Email is required.')
+    .max(100, 'Email must be at most 100 characters.')
+    .pipe(z.email('Enter a valid email address.')),
+  username,
+  password,
+});
+
+export const vehicleForm = z.object({
+  type: z.enum(VEHICLE_TYPES, { error: `Type must be one of: ${VEHICLE_TYPES.join(', ')}.` }),
+  color: printable('Color'),
+  brand: z.preprocess((value) => value ?? '', printable('Brand', { min: 0 })),
+  location: printable('Location'),
+});
+
+export const endRideForm = z.object({ location: printable('Location') });
+
+export const uuidParam = z.uuid();
+export const cityParam = z.string().transform((value, ctx) => parseCity(value) ?? (ctx.addIssue({ code: 'custom', message: 'unsupported city' }), z.NEVER));
+export const pageQuery = z.union([z.undefined(), z.coerce.number().int().min(1).max(100_000)]);
+
+export type LoginForm = z.infer<typeof loginForm>;
+export type RegisterForm = z.infer<typeof registerForm>;
+export type VehicleForm = z.infer<typeof vehicleForm>;
+
+export type FieldErrors = Record<string, string>;
+
+export type FormResult<T> = { ok: true; value: T } | { ok: false; errors: FieldErrors; values: Record<string, string> };
+
+/** Parses a form body; on failure, one message per field and the submitted values as strings (never the password). */
+export function parseForm<T>(schema: z.ZodType<T>, body: unknown): FormResult<T> {
+  const input = typeof body === 'object' && body !== null ? (body as Record<string, unknown>) : {};
+  const result = schema.safeParse(input);
+  if (result.success) return { ok: true, value: result.data };
+  const errors: FieldErrors = {};
+  for (const issue of result.error.issues) {
+    const field = String(issue.path[0] ?? 'form');
+    errors[field] ??= issue.message;
+  }
+  return { ok: false, errors, values: submittedValues(input) };
+}
+
+/** The submitted values to show again: strings only, never the password or the CSRF token. */
+export function submittedValues(input: Record<string, unknown>): Record<string, string> {
+  const values: Record<string, string> = {};
+  for (const [key, value] of Object.entries(input)) {
+    if (key === 'password' || key === '_csrf' || typeof value !== 'string') continue;
+    values[key] = value.slice(0, 200);
+  }
+  return values;
+}

@@ -1,0 +1,37 @@
+import type { NextFunction, Request, Response } from 'express';
+import { type City, citiesOf, nearestCity, parseCity, type Region, regionOf } from '../regions.js';
+import type { SessionUser } from './auth.js';
+
+export interface Locality {
+  city: City;
+  region: Region;
+}
+
+/**
+ * The request's current city, in the contract's order: the rider's explicit choice (kept in the session);
+ * else the load balancer's X-City when supported; else the city nearest X-City-Lat-Long; else the rider's
+ * home city; else the first city of this deployment's region. Only the explicit choice is stored, so a
+ * rider who travels follows the header.
+ */
+export function resolveCity(req: Request, deploymentRegion: Region): City {
+  const user = req.user as SessionUser | undefined;
+  return (
+    parseCity(req.session?.chosenCity) ??
+    parseCity(req.get('x-city')) ??
+    nearestCity(req.get('x-city-lat-long')) ??
+    user?.city ??
+    citiesOf(deploymentRegion)[0]!
+  );
+}
+
+export function locality(deploymentRegion: Region) {
+  return (req: Request, res: Response, next: NextFunction) => {
+    const city = resolveCity(req, deploymentRegion);
+    res.locals.locality = { city, region: regionOf(city) } satisfies Locality;
+    next();
+  };
+}
+
+export function currentLocality(res: Response): Locality {
+  return res.locals.locality as Locality;
+}

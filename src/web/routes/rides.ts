@@ -1,0 +1,45 @@
+import { Router } from 'express';
+import type { MovR } from '../../movr/movr.js';
+import { currentUser, requireLogin } from '../auth.js';
+import { notFound } from '../errors.js';
+import { flash } from '../flash.js';
+import { endRideForm, parseForm, uuidParam } from '../forms.js';
+import { currentLocality } from '../locality.js';
+
+export function rideRoutes(movr: MovR): Router {
+  const router = Router();
+  router.use('/rides', requireLogin);
+
+  router.get('/rides', async (req, res) => {
+    const rides = await movr.getRides(currentUser(req));
+    res.render('rides', { title: 'My rides', rides, errors: {}, values: {} });
+  });
+
+  router.post('/rides/start/:vehicleId', async (req, res) => {
+    const id = uuidParam.safeParse(req.params.vehicleId);
+    if (!id.success) throw notFound('No such vehicle.');
+    res.locals.refusedRedirect = '/vehicles';
+    const ride = await movr.startRide(currentUser(req), id.data, currentLocality(res).city);
+    flash(req, 'success', `Your ride started at ${ride.startLocation}. Enjoy!`);
+    res.redirect(303, '/rides');
+  });
+
+  router.post('/rides/end/:rideId', async (req, res) => {
+    const rider = currentUser(req);
+    const id = uuidParam.safeParse(req.params.rideId);
+    if (!id.success) throw notFound('No such ride.');
+    res.locals.refusedRedirect = '/rides';
+    const form = parseForm(endRideForm, req.body);
+    if (!form.ok) {
+      // Ownership is checked before the form is judged: someone else's ride is 403 whatever was posted.
+      await movr.getOwnRide(rider, id.data, currentLocality(res).city);
+      const rides = await movr.getRides(rider);
+      return res.status(422).render('rides', { title: 'My rides', rides, errors: form.errors, values: form.values });
+    }
+    await movr.endRide(rider, id.data, form.value.location, currentLocality(res).city);
+    flash(req, 'success', `Ride ended at ${form.value.location}.`);
+    res.redirect(303, '/rides');
+  });
+
+  return router;
+}

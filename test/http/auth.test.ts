@@ -1,0 +1,163 @@
+import assert from 'node:assert/strict';
+import { after, before, beforeEach, describe, test } from 'node:test';
+import { SESSION_COOKIE } from '../../src/web/session.js';
+import { buildTestApp, csrfToken, formPost, logIn, signUpAndLogIn, type TestApp } from '../support/app.js';
+import { startTestDatabase, type TestDatabase } from '../support/database.js';
+
+let testDb: TestDatabase;
+let t: TestApp;
+
+before(async () => {
+  testDb = await startTestDatabase();
+  t = buildTestApp(testDb);
+});
+after(() => testDb.stop());
+beforeEach(() => testDb.reset());
+
+const sessionCookie = (response: { headers: Record<string, unknown> }) =>
+  ([] as string[]).concat((response.headers['set-cookie'] as string[] | undefined) ?? []).find((c) => c.startsWith(`${SESSION_COOKIE}=`));
+
+const validSignUp = { city: 'boston', first_name: 'Ada', last_name: 'Lovelace', email: 'ada@example.com', username: 'ada', password: 'analytical engine' };
+
+describe('home', () => {
+  test('when logged out, / sends to /login; when logged in, to /vehicles', async () => {
+    const agent = t.agent();
+    assert.equal((await agent.get('/')).headers.location, '/login');
+    await signUpAndLogIn(agent, t.movr);
+    const home = await agent.get('/');
+    assert.equal(home.status, 303);
+    assert.equal(home.headers.location, '/vehicles');
+    assert.equal((await agent.get('/login')).headers.location, '/vehicles');
+  });
+});
+
+describe('sign up', () => {
+  test('when the form is valid, then the user exists with a bcrypt hash and the rider is sent to log in', async () => {
+    const agent = t.agent();
+    const response = await formPost(agent, '/register', { ...validSignUp, city: 'Boston' }, '/register');
+    assert.equal(response.status, 303);
+    assert.equal(response.headers.location, '/login');
+    const row = await testDb.db.kysely.selectFrom('users').selectAll().where('username', '=', 'ada').executeTakeFirstOrThrow();
+    assert.equal(row.city, 'boston');
+    assert.match(row.password_hash ?? '', /^\$2[aby]\$\d\d\$/);
+    assert.notEqual(row.password_hash, validSignUp.password);
+    assert.match((await agent.get('/login')).text, /Welcome to MovR, Ada/);
+  });
+
+  test('when fields are invalid, then 422 with a message beside each field, the values kept and never the password', async () => {
+    const agent = t.agent();
+    const response = await formPost(agent, '/register', { city: 'atlantis', first_name: '', last_name: 'L', email: 'not-an-email', username: 'a!', password: 'short' }, '/register');
+    assert.equal(response.status, 422);
+    for (const field of ['city', 'first_name', 'email', 'username', 'password']) {
+      assert.match(response.text, new RegExp(`id="error-${field}"`), `an error beside ${field}`);
+    }
+    assert.match(response.text, /value="not-an-email"/);
+    assert.doesNotMatch(response.text, /value="short"/);
+    assert.equal(await testDb.db.kysely.selectFrom('users').select('id').executeTakeFirst(), undefined);
+  });
+
+  test('when the username is taken, then 422 with the message beside the username field', async () => {
+    const agent = t.agent();
+    await formPost(agent, '/register', { ...validSignUp }, '/register');
+    const again = await formPost(agent, '/register', { ...validSignUp, email: 'other@example.com' }, '/register');
+    assert.equal(again.status, 422);
+    assert.match(again.text, /id="error-username"[^>]*>That username is taken\./);
+    assert.match(again.text, /value="other@example.com"/);
+    assert.doesNotMatch(again.text, /analytical engine/);
+  });
+
+  test('when one client signs up too often, then 429', async () => {
+    const limited = buildTestApp(testDb, { rateLimits: { registrations: 2 } });
+    const agent = limited.agent();
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const response = await formPost(agent, '/register', { ...validSignUp, username: `limited${i}` });
+      statuses.push(response.status);
+    }
+    assert.deepEqual(statuses, [303, 303, 429]);
+  });
+});
+
+describe('log in and out', () => {
+  test('when the password is wrong or the user unknown, then the same status and message', async () => {
+    const agent = t.agent();
+    await signUpAndLogIn(t.agent(), t.movr, 'boston', { username: 'known', password: 'right password' });
+    const wrong = await formPost(agent, '/login', { username: 'known', password: 'wrong password' });
+    const unknown = await formPost(agent, '/login', { username: 'nobody', password: 'wrong password' });
+    assert.equal(wrong.status, 401);
+    assert.equal(unknown.status, 401);
+    const message = (html: string) => html.match(/id="login-error">([^<]*)</)?.[1];
+    assert.equal(message(wrong.text), 'Incorrect username or password.');
+    assert.equal(message(unknown.text), message(wrong.text));
+    assert.doesNotMatch(wrong.text, /wrong password/);
+  });
+
+  test('when a rider logs in, then the session id changes (no fixation) and the cookie is HttpOnly and SameSite=Lax', async () => {
+    const agent = t.agent();
+    await signUpAndLogIn(t.agent(), t.movr, 'boston', { username: 'fixed', password: 'right password' });
+    const loginPage = await agent.get('/login');
+    const before = sessionCookie(loginPage);
+    assert.ok(before, 'an anonymous session carries the CSRF token');
+    const response = await logIn(agent, 'fixed', 'right password');
+    const afterLogin = sessionCookie(response);
+    assert.ok(afterLogin);
+    assert.notEqual(afterLogin.split(';')[0], before.split(';')[0]);
+    assert.match(afterLogin, /HttpOnly/i);
+    assert.match(afterLogin, /SameSite=Lax/i);
+    assert.doesNotMatch(afterLogin, /Secure/i);
+    assert.equal((await agent.get('/vehicles')).status, 200);
+  });
+
+  test('when a rider logs out with POST, then the session ends; a GET or a post without CSRF does nothing', async () => {
+    const agent = t.agent();
+    await signUpAndLogIn(agent, t.movr);
+    assert.equal((await agent.get('/logout')).status, 404);
+    assert.equal((await agent.post('/logout').type('form').send({})).status, 403);
+    assert.equal((await agent.get('/vehicles')).status, 200);
+    const out = await formPost(agent, '/logout');
+    assert.equal(out.status, 303);
+    assert.equal(out.headers.location, '/login');
+    assert.equal((await agent.get('/vehicles')).headers.location, '/login');
+  });
+
+  test('when more than 10 log-ins fail for one username from one client, then 429, while other usernames still work', async () => {
+    const agent = t.agent();
+    await signUpAndLogIn(t.agent(), t.movr, 'boston', { username: 'target', password: 'right password' });
+    await signUpAndLogIn(t.agent(), t.movr, 'boston', { username: 'bystander', password: 'right password' });
+    const token = await csrfToken(agent);
+    const statuses: number[] = [];
+    for (let i = 0; i < 11; i++) {
+      statuses.push((await agent.post('/login').type('form').send({ _csrf: token, username: 'target', password: `guess ${i}` })).status);
+    }
+    assert.deepEqual(statuses, [...Array(10).fill(401), 429]);
+    const blocked = await agent.post('/login').type('form').send({ _csrf: token, username: 'target', password: 'right password' });
+    assert.equal(blocked.status, 429);
+    assert.equal((await logIn(t.agent(), 'bystander', 'right password')).status, 303);
+  });
+
+  test('when the login form is empty, then 422 with field messages', async () => {
+    const agent = t.agent();
+    const response = await formPost(agent, '/login', { username: '', password: '' });
+    assert.equal(response.status, 422);
+    assert.match(response.text, /id="error-username"/);
+    assert.match(response.text, /id="error-password"/);
+  });
+});
+
+describe('forms are protected', () => {
+  test('when _csrf is missing or wrong, then 403 and nothing is created', async () => {
+    const agent = t.agent();
+    await agent.get('/register');
+    assert.equal((await agent.post('/register').type('form').send(validSignUp)).status, 403);
+    assert.equal((await agent.post('/register').type('form').send({ ...validSignUp, _csrf: 'forged' })).status, 403);
+    assert.equal((await agent.post('/login').type('form').send({ username: 'ada', password: 'x' })).status, 403);
+    assert.equal(await testDb.db.kysely.selectFrom('users').select('id').executeTakeFirst(), undefined);
+  });
+
+  test('when a body is over 100 kB, then 413', async () => {
+    const agent = t.agent();
+    const response = await formPost(agent, '/register', { first_name: 'x'.repeat(110_000) }, '/register');
+    assert.equal(response.status, 413);
+    assert.doesNotMatch(response.text, /at .*\.js:\d+/);
+  });
+});

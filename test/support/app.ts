@@ -1,0 +1,78 @@
+import { pino } from 'pino';
+import request from 'supertest';
+import type TestAgent from 'supertest/lib/agent.js';
+import { createApp, type RateLimits } from '../../src/app.js';
+import { type Config, loadConfig } from '../../src/config.js';
+import type { MovrDatabase } from '../../src/db/database.js';
+import { MovR } from '../../src/movr/movr.js';
+import type { City } from '../../src/regions.js';
+import type { TestDatabase } from './database.js';
+
+export type Agent = InstanceType<typeof TestAgent>;
+
+export interface TestApp {
+  app: ReturnType<typeof createApp>;
+  config: Config;
+  movr: MovR;
+  /** A cookie-keeping client, like one browser. */
+  agent(): Agent;
+}
+
+/** The real app over the test database, as server.ts builds it, with a quiet logger and cheap bcrypt. */
+export function buildTestApp(
+  testDb: TestDatabase,
+  { env = {}, rateLimits, db = testDb.db }: { env?: Record<string, string>; rateLimits?: Partial<RateLimits>; db?: MovrDatabase } = {},
+): TestApp {
+  const config = loadConfig({ NODE_ENV: 'test', SECRET_KEY: 'test-secret-that-is-at-least-32-characters', MOVR_DATA_DIR: '/nonexistent', ...env });
+  const movr = new MovR(db, { bcryptCost: 4 });
+  const app = createApp({ config, db, movr, logger: pino({ level: 'silent' }), rateLimits: { registrations: 1000, ...rateLimits } });
+  return { app, config, movr, agent: () => request.agent(app) };
+}
+
+/** The `_csrf` value of the first form on a page. */
+export function csrfFrom(html: string): string {
+  const token = html.match(/name="_csrf" value="([^"]+)"/)?.[1];
+  if (!token) throw new Error('no CSRF token on the page');
+  return token;
+}
+
+/** GETs a page and returns its CSRF token, for the form post that follows. */
+export async function csrfToken(agent: Agent, path = '/login'): Promise<string> {
+  const page = await agent.get(path);
+  return csrfFrom(page.text);
+}
+
+export interface Rider {
+  id: string;
+  username: string;
+  password: string;
+  city: City;
+}
+
+let riders = 0;
+
+/** Signs up a rider through the form and logs the agent in as them. */
+export async function signUpAndLogIn(agent: Agent, movr: MovR, city: City = 'new york', overrides: Partial<Record<string, string>> = {}): Promise<Rider> {
+  const username = overrides.username ?? `rider${process.pid}x${++riders}`;
+  const password = overrides.password ?? 'correct horse battery';
+  const signUp = await formPost(agent, '/register', { city, first_name: 'Test', last_name: 'Rider', email: `${username}@example.com`, username, password });
+  if (signUp.status !== 303) throw new Error(`sign-up failed: ${signUp.status} ${signUp.text.slice(0, 500)}`);
+  await logIn(agent, username, password);
+  const user = await movr.getUserByUsername(username);
+  return { id: user!.id, username, password, city };
+}
+
+export async function logIn(agent: Agent, username: string, password: string) {
+  const response = await formPost(agent, '/login', { username, password }, '/login');
+  if (response.status !== 303) throw new Error(`log-in failed: ${response.status}`);
+  return response;
+}
+
+/**
+ * Posts a form with the session's CSRF token. The token is fetched first, so that the post carries the
+ * session cookie the GET set. /register renders for everyone, logged in or not.
+ */
+export async function formPost(agent: Agent, path: string, fields: Record<string, string> = {}, from = '/register') {
+  const _csrf = await csrfToken(agent, from);
+  return agent.post(path).type('form').send({ _csrf, ...fields });
+}

@@ -1,0 +1,39 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { ddlFiles } from '../src/db/cockroach-ddl.js';
+
+/** Writes dbinit.sql and dbinit-multiregion.sql into rootDir, or with `check` only reports the files that differ. */
+export async function syncDdl(rootDir: string, options: { check: boolean }): Promise<{ differing: string[] }> {
+  const differing: string[] = [];
+  for (const [file, content] of Object.entries(ddlFiles())) {
+    const path = join(rootDir, file);
+    const current = await readFile(path, 'utf8').catch(() => undefined);
+    if (current === content) continue;
+    differing.push(file);
+    if (!options.check) await writeFile(path, content);
+  }
+  return { differing };
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const unknown = argv.filter((arg) => arg !== '--check');
+  if (unknown.length > 0) {
+    console.error(`usage: generate-ddl [--check]; unknown argument ${unknown.join(' ')}`);
+    return 2;
+  }
+  const check = argv.includes('--check');
+  const rootDir = fileURLToPath(new URL('..', import.meta.url));
+  const { differing } = await syncDdl(rootDir, { check });
+  if (check) {
+    for (const file of differing) console.error(`${file} differs from the generator's output; run \`npm run ddl\` and commit it.`);
+    if (differing.length === 0) console.log('dbinit files are up to date.');
+    return differing.length === 0 ? 0 : 1;
+  }
+  console.log(differing.length === 0 ? 'dbinit files were already up to date.' : `wrote ${differing.join(', ')}`);
+  return 0;
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  process.exitCode = await main(process.argv.slice(2));
+}

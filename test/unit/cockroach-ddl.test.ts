@@ -1,0 +1,473 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import {
+  type CompiledQuery,
+  type DatabaseConnection,
+  type Driver,
+  Kysely,
+  PostgresAdapter,
+  PostgresIntrospector,
+  PostgresQueryCompiler,
+  type QueryResult,
+} from 'kysely';
+import { syncDdl } from '../../scripts/generate-ddl.js';
+import {
+  MULTI_REGION_DDL_FILE,
+  multiRegionDdl,
+  PARTITIONED_DDL_FILE,
+  partitionedDdl,
+  type RegionLayout,
+  regionLayout,
+} from '../../src/db/cockroach-ddl.js';
+import { up } from '../../src/db/migrations/001-initial.js';
+import { SCHEMA_VERSION } from '../../src/db/schema.js';
+import { CITY_LIST } from '../../src/db/sql-lists.js';
+import { CITIES, citiesOf, REGION_NAMES, REGIONS } from '../../src/regions.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+// A small reader for the DDL dialect both the migration and the generator write: enough to compare schemas, not SQL.
+
+interface Column {
+  type: string;
+  notNull: boolean;
+  default?: string;
+  computed?: string;
+}
+interface Partitioning {
+  column: string;
+  partitions: Map<string, string[]>;
+}
+interface Table {
+  columns: Map<string, Column>;
+  primaryKey: string[];
+  checks: Map<string, string>;
+  uniques: Map<string, { columns: string[]; partitioned: boolean }>;
+  foreignKeys: Map<string, string>;
+  partitioning?: Partitioning;
+  locality?: string;
+}
+interface Index {
+  table: string;
+  unique: boolean;
+  columns: string[];
+  where?: string;
+  partitioning?: Partitioning;
+}
+interface Schema {
+  tables: Map<string, Table>;
+  indexes: Map<string, Index>;
+  zones: string[];
+  primaryRegion?: string;
+  addedRegions: string[];
+  versions: number[];
+  statements: string[];
+}
+
+const squash = (s: string) => s.replace(/\s+/g, ' ').replace(/\(\s+/g, '(').replace(/\s+\)/g, ')').trim();
+
+function stripComments(text: string): string {
+  let out = '';
+  let quote: string | undefined;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i]!;
+    if (quote) {
+      out += ch;
+      if (ch === quote) quote = undefined;
+    } else if (ch === "'" || ch === '"') {
+      quote = ch;
+      out += ch;
+    } else if (ch === '-' && text[i + 1] === '-') {
+      while (i < text.length && text[i] !== '\n') i++;
+      out += '\n';
+    } else out += ch;
+  }
+  return out;
+}
+
+/** Splits on `sep` outside quotes and parentheses. */
+function splitTopLevel(text: string, sep: string): string[] {
+  const parts: string[] = [];
+  let depth = 0;
+  let quote: string | undefined;
+  let start = 0;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i]!;
+    if (quote) {
+      if (ch === quote) quote = undefined;
+    } else if (ch === "'" || ch === '"') quote = ch;
+    else if (ch === '(') depth++;
+    else if (ch === ')') depth--;
+    else if (ch === sep && depth === 0) {
+      parts.push(text.slice(start, i));
+      start = i + 1;
+    }
+  }
+  parts.push(text.slice(start));
+  return parts.map((p) => p.trim()).filter((p) => p !== '');
+}
+
+/** The text inside the parentheses that open at `open`, and the index after the closing one. */
+function parenthesised(text: string, open: number): { inner: string; end: number } {
+  assert.equal(text[open], '(', `expected ( at ${open} in ${text}`);
+  let depth = 0;
+  let quote: string | undefined;
+  for (let i = open; i < text.length; i++) {
+    const ch = text[i]!;
+    if (quote) {
+      if (ch === quote) quote = undefined;
+    } else if (ch === "'" || ch === '"') quote = ch;
+    else if (ch === '(') depth++;
+    else if (ch === ')' && --depth === 0) return { inner: text.slice(open + 1, i), end: i + 1 };
+  }
+  throw new Error(`unbalanced parentheses in ${text}`);
+}
+
+const names = (list: string) => splitTopLevel(list, ',').map((n) => n.replace(/\s+/g, ' '));
+const stringLiterals = (list: string) => [...list.matchAll(/'((?:[^']|'')*)'/g)].map((m) => m[1]!.replaceAll("''", "'"));
+
+/** Parses `PARTITION BY LIST (col) (...)` at the start of `text`; returns it and the rest. */
+function partitionClause(text: string): { partitioning?: Partitioning; rest: string } {
+  const head = /^PARTITION BY LIST \((\w+)\) /i.exec(text);
+  if (!head) return { rest: text };
+  const { inner, end } = parenthesised(text, head[0].length);
+  const partitions = new Map<string, string[]>();
+  for (const part of splitTopLevel(inner, ',')) {
+    const m = /^PARTITION (\w+) VALUES IN \((.*)\)$/i.exec(part);
+    assert.ok(m, `unexpected partition ${part}`);
+    partitions.set(m[1]!, stringLiterals(m[2]!));
+  }
+  return { partitioning: { column: head[1]!, partitions }, rest: text.slice(end).trim() };
+}
+
+function parseColumn(element: string, table: Table): void {
+  const m = /^(\w+) (\w+(?:\(\d+\))?)(.*)$/.exec(element);
+  assert.ok(m, `unexpected table element ${element}`);
+  const [, name, type, tail] = m as unknown as [string, string, string, string];
+  let rest = tail;
+  const column: Column = { type: type.toLowerCase(), notNull: false };
+  const check = /CONSTRAINT (\w+) CHECK /i.exec(rest);
+  if (check) {
+    const { inner, end } = parenthesised(rest, check.index + check[0].length);
+    table.checks.set(check[1]!, squash(inner));
+    rest = rest.slice(0, check.index) + rest.slice(end);
+  }
+  const computed = / AS \(/i.exec(rest);
+  if (computed) {
+    const { inner, end } = parenthesised(rest, computed.index + computed[0].length - 1);
+    assert.match(rest.slice(end), /^ STORED/i, `${name} must be a STORED computed column`);
+    column.computed = squash(inner);
+    rest = rest.slice(0, computed.index) + rest.slice(end).replace(/^ STORED/i, '');
+  }
+  if (/\bPRIMARY KEY\b/i.test(rest)) table.primaryKey = [name];
+  column.notNull = /\bNOT NULL\b/i.test(rest);
+  const dflt = /\bDEFAULT ('(?:[^']|'')*'|[\w.]+\(\)|[\w.]+)/i.exec(rest);
+  if (dflt) column.default = dflt[1]!;
+  table.columns.set(name, column);
+}
+
+function parseTable(statement: string, schema: Schema): void {
+  const head = /^CREATE TABLE (\w+) /i.exec(statement)!;
+  const name = head[1]!;
+  const { inner, end } = parenthesised(statement, head[0].length);
+  const table: Table = { columns: new Map(), primaryKey: [], checks: new Map(), uniques: new Map(), foreignKeys: new Map() };
+  for (const element of splitTopLevel(inner, ',')) {
+    let m: RegExpExecArray | null;
+    if ((m = /^(?:CONSTRAINT (\w+) )?PRIMARY KEY \((.*)\)$/i.exec(element))) table.primaryKey = names(m[2]!);
+    else if ((m = /^CONSTRAINT (\w+) UNIQUE \(([^)]*)\)(.*)$/i.exec(element)))
+      table.uniques.set(m[1]!, { columns: names(m[2]!), partitioned: /PARTITION/i.test(m[3]!) });
+    else if ((m = /^CONSTRAINT (\w+) FOREIGN KEY \(([^)]*)\) REFERENCES (\w+) \(([^)]*)\)$/i.exec(element)))
+      table.foreignKeys.set(m[1]!, `(${names(m[2]!).join(', ')}) -> ${m[3]} (${names(m[4]!).join(', ')})`);
+    else if ((m = /^CONSTRAINT (\w+) CHECK /i.exec(element))) {
+      const check = parenthesised(element, m[0].length);
+      assert.equal(check.end, element.length, `trailing text after CHECK in ${element}`);
+      table.checks.set(m[1]!, squash(check.inner));
+    } else parseColumn(element, table);
+  }
+  const { partitioning, rest } = partitionClause(statement.slice(end).trim());
+  if (partitioning) table.partitioning = partitioning;
+  const locality = /^LOCALITY (.+)$/i.exec(rest);
+  if (locality) table.locality = locality[1]!;
+  else assert.equal(rest, '', `unexpected text after CREATE TABLE ${name}: ${rest}`);
+  assert.ok(!schema.tables.has(name), `table ${name} created twice`);
+  schema.tables.set(name, table);
+}
+
+function parseIndex(statement: string, schema: Schema): void {
+  const head = /^CREATE (UNIQUE )?INDEX (\w+) ON (\w+) /i.exec(statement)!;
+  const { inner, end } = parenthesised(statement, head[0].length);
+  const index: Index = { table: head[3]!, unique: head[1] !== undefined, columns: names(inner) };
+  const { partitioning, rest } = partitionClause(statement.slice(end).trim());
+  if (partitioning) index.partitioning = partitioning;
+  const where = /^WHERE (.+)$/i.exec(rest);
+  if (where) index.where = squash(where[1]!);
+  else assert.equal(rest, '', `unexpected text after CREATE INDEX ${head[2]}: ${rest}`);
+  assert.ok(!schema.indexes.has(head[2]!), `index ${head[2]} created twice`);
+  schema.indexes.set(head[2]!, index);
+}
+
+function parseSchema(sql: string): Schema {
+  const schema: Schema = { tables: new Map(), indexes: new Map(), zones: [], addedRegions: [], versions: [], statements: [] };
+  for (const raw of splitTopLevel(stripComments(sql), ';')) {
+    const statement = squash(raw);
+    schema.statements.push(statement);
+    let m: RegExpExecArray | null;
+    if (/^CREATE TABLE /i.test(statement)) parseTable(statement, schema);
+    else if (/^CREATE (UNIQUE )?INDEX /i.test(statement)) parseIndex(statement, schema);
+    else if ((m = /^ALTER PARTITION (\w+) OF INDEX (\w+)@(\w+) CONFIGURE ZONE USING constraints = '([^']*)'$/i.exec(statement)))
+      schema.zones.push(`${m[2]}@${m[3]} ${m[1]} ${m[4]}`);
+    else if ((m = /^ALTER DATABASE movr PRIMARY REGION "([^"]+)"$/i.exec(statement))) schema.primaryRegion = m[1]!;
+    else if ((m = /^ALTER DATABASE movr ADD REGION "([^"]+)"$/i.exec(statement))) schema.addedRegions.push(m[1]!);
+    else if ((m = /^INSERT INTO schema_info \(version\) VALUES \((\d+)\)$/i.exec(statement))) schema.versions.push(Number(m[1]));
+    else assert.ok(/^(CREATE DATABASE movr|USE movr)$/i.test(statement), `statement the test does not understand: ${statement}`);
+  }
+  return schema;
+}
+
+/** The SQL the PostgreSQL migration runs, captured by a driver that executes nothing. */
+async function migrationSql(): Promise<string> {
+  const statements: string[] = [];
+  const connection: DatabaseConnection = {
+    async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+      assert.deepEqual(query.parameters, [], 'the migration inlines its values');
+      statements.push(query.sql);
+      return { rows: [] };
+    },
+    async *streamQuery<R>(): AsyncIterableIterator<QueryResult<R>> {
+      throw new Error('not used');
+    },
+  };
+  const driver: Driver = {
+    init: async () => {},
+    acquireConnection: async () => connection,
+    beginTransaction: async () => {},
+    commitTransaction: async () => {},
+    rollbackTransaction: async () => {},
+    releaseConnection: async () => {},
+    destroy: async () => {},
+  };
+  const db = new Kysely<any>({
+    dialect: {
+      createAdapter: () => new PostgresAdapter(),
+      createDriver: () => driver,
+      createIntrospector: (k) => new PostgresIntrospector(k),
+      createQueryCompiler: () => new PostgresQueryCompiler(),
+    },
+  });
+  await up(db);
+  await db.destroy();
+  return statements.join(';\n');
+}
+
+/** PostgreSQL types of the migration and the CockroachDB types that hold the same values. */
+const COCKROACH_TYPE: Record<string, string> = {
+  text: 'string',
+  varchar: 'string',
+  uuid: 'uuid',
+  boolean: 'bool',
+  timestamptz: 'timestamptz',
+  'timestamp(6)': 'timestamp(6)',
+  interval: 'interval',
+  json: 'jsonb',
+  int: 'int',
+};
+
+const CITY_TABLES = ['users', 'vehicles', 'rides'];
+
+/** Every table, column, check, unique, foreign key and index of the migration is in `ddl`, and nothing else. */
+function assertSameSchema(pg: Schema, ddl: Schema, file: string, extraColumn?: string): void {
+  assert.deepEqual([...ddl.tables.keys()].sort(), [...pg.tables.keys()].sort(), `${file}: tables`);
+  for (const [name, expected] of pg.tables) {
+    const actual = ddl.tables.get(name)!;
+    const columns = [...actual.columns.keys()].filter((c) => !(extraColumn && CITY_TABLES.includes(name) && c === extraColumn));
+    assert.deepEqual(columns, [...expected.columns.keys()], `${file}: columns of ${name}`);
+    for (const [column, pgColumn] of expected.columns) {
+      const crdb = actual.columns.get(column)!;
+      const want = { ...pgColumn, type: COCKROACH_TYPE[pgColumn.type] ?? `unmapped ${pgColumn.type}` };
+      assert.deepEqual(crdb, want, `${file}: column ${name}.${column}`);
+    }
+    assert.deepEqual(actual.primaryKey, expected.primaryKey, `${file}: primary key of ${name}`);
+    assert.deepEqual(actual.checks, expected.checks, `${file}: CHECK constraints of ${name}`);
+    assert.deepEqual(
+      new Map([...actual.uniques].map(([k, v]) => [k, v.columns])),
+      new Map([...expected.uniques].map(([k, v]) => [k, v.columns])),
+      `${file}: unique constraints of ${name}`,
+    );
+    assert.deepEqual(actual.foreignKeys, expected.foreignKeys, `${file}: foreign keys of ${name}`);
+  }
+  assert.deepEqual([...ddl.indexes.keys()].sort(), [...pg.indexes.keys()].sort(), `${file}: indexes`);
+  for (const [name, expected] of pg.indexes) {
+    const { partitioning: _, ...actual } = ddl.indexes.get(name)!;
+    assert.deepEqual(actual, expected, `${file}: index ${name}`);
+  }
+}
+
+const layoutPartitions = (layout: readonly RegionLayout[]) => new Map(layout.map((r) => [r.partition, [...r.cities]]));
+
+/** The region -> cities mapping of a computed `CASE WHEN city IN (...) THEN 'region' ... END`. */
+function caseRegions(expr: string): Map<string, string[]> {
+  assert.match(expr, /^CASE (WHEN city IN \([^)]*\) THEN '[^']*' )+END$/i, `region expression: ${expr}`);
+  return new Map([...expr.matchAll(/WHEN city IN \(([^)]*)\) THEN '([^']*)'/gi)].map((m) => [m[2]!, stringLiterals(m[1]!)]));
+}
+
+function assertPartitioned(schema: Schema, layout: readonly RegionLayout[], file: string): void {
+  const expectedZones: string[] = [];
+  for (const name of CITY_TABLES) {
+    const table = schema.tables.get(name)!;
+    assert.equal(table.partitioning?.column, 'city', `${file}: ${name} is PARTITION BY LIST (city)`);
+    assert.deepEqual(table.partitioning.partitions, layoutPartitions(layout), `${file}: partitions of ${name}`);
+    assert.equal(table.primaryKey[0], 'city', `${file}: the primary key of ${name} starts with the partition column`);
+    const indexNames = [`${name}_pkey`];
+    for (const [indexName, index] of schema.indexes) {
+      if (index.table !== name) continue;
+      indexNames.push(indexName);
+      // A partition key must lead the index: rider_city for the rider's indexes, city everywhere else.
+      const leading = index.columns[0]!.split(' ')[0]!;
+      assert.ok(['city', 'rider_city'].includes(leading), `${file}: ${indexName} starts with a city column`);
+      assert.equal(index.partitioning?.column, leading, `${file}: ${indexName} is PARTITION BY LIST (${leading})`);
+      assert.deepEqual(index.partitioning.partitions, layoutPartitions(layout), `${file}: partitions of ${indexName}`);
+    }
+    for (const indexName of indexNames) {
+      for (const region of layout) expectedZones.push(`${name}@${indexName} ${region.partition} [+region=${region.name}]`);
+    }
+    for (const [uniqueName, unique] of table.uniques) {
+      // The one exception, explained in the file: a globally unique username cannot be partitioned by city.
+      assert.equal(uniqueName, 'users_username_key', `${file}: unexpected unique constraint ${uniqueName}`);
+      assert.equal(unique.partitioned, false, `${file}: ${uniqueName} stays unpartitioned to stay globally unique`);
+    }
+  }
+  for (const name of ['sessions', 'schema_info']) {
+    assert.equal(schema.tables.get(name)!.partitioning, undefined, `${file}: ${name} is not partitioned`);
+    for (const index of schema.indexes.values()) {
+      if (index.table === name) assert.equal(index.partitioning, undefined, `${file}: ${name}'s indexes are not partitioned`);
+    }
+  }
+  assert.deepEqual([...schema.zones].sort(), expectedZones.sort(), `${file}: one zone constraint per partition of every index`);
+}
+
+function assertMultiRegion(schema: Schema, layout: readonly RegionLayout[], file: string): void {
+  assert.equal(schema.primaryRegion, layout[0]!.name, `${file}: PRIMARY REGION`);
+  assert.deepEqual(schema.addedRegions, layout.slice(1).map((r) => r.name), `${file}: ADD REGION`);
+  const expected = new Map(layout.map((r) => [r.name, [...r.cities]]));
+  for (const name of CITY_TABLES) {
+    const table = schema.tables.get(name)!;
+    assert.equal(table.locality, 'REGIONAL BY ROW AS region', `${file}: ${name} locality`);
+    const region = table.columns.get('region');
+    assert.ok(region?.computed, `${file}: ${name}.region is a computed column`);
+    assert.equal(region.type, 'crdb_internal_region', `${file}: ${name}.region type`);
+    assert.equal(region.notNull, true, `${file}: ${name}.region is NOT NULL, as REGIONAL BY ROW AS requires`);
+    assert.deepEqual(caseRegions(region.computed), expected, `${file}: ${name}.region maps each city to its region`);
+  }
+  assert.equal(schema.tables.get('sessions')!.locality, 'REGIONAL BY ROW', `${file}: sessions locality`);
+  assert.equal(schema.tables.get('schema_info')!.locality, 'GLOBAL', `${file}: schema_info locality`);
+  assert.deepEqual(schema.zones, [], `${file}: no manual zone configs`);
+  for (const [name, table] of schema.tables) assert.equal(table.partitioning, undefined, `${file}: ${name} has no explicit partitions`);
+  for (const [name, index] of schema.indexes) assert.equal(index.partitioning, undefined, `${file}: ${name} has no explicit partitions`);
+}
+
+describe('CockroachDB DDL', () => {
+  test('when the checked-in files are read, then they equal the generator output', async () => {
+    for (const [file, generate] of [
+      [PARTITIONED_DDL_FILE, partitionedDdl],
+      [MULTI_REGION_DDL_FILE, multiRegionDdl],
+    ] as const) {
+      const checkedIn = await readFile(join(ROOT, file), 'utf8');
+      assert.ok(checkedIn === generate(), `${file} differs from the generator's output: run \`npm run ddl\` and commit it`);
+    }
+  });
+
+  test('when the migration and the DDL files are compared, then both files hold every table, column, check, foreign key and index', async () => {
+    const pg = parseSchema(await migrationSql());
+    // Sanity: the reader found what the migration creates.
+    assert.deepEqual([...pg.tables.keys()], ['users', 'vehicles', 'rides', 'sessions', 'schema_info']);
+    assert.equal(pg.indexes.size, 6);
+    assert.equal(pg.tables.get('rides')!.checks.size, 3);
+    assertSameSchema(pg, parseSchema(partitionedDdl()), PARTITIONED_DDL_FILE);
+    assertSameSchema(pg, parseSchema(multiRegionDdl()), MULTI_REGION_DDL_FILE, 'region');
+  });
+
+  test('when the files are loaded, then both record SCHEMA_VERSION in schema_info', () => {
+    for (const ddl of [partitionedDdl(), multiRegionDdl()]) assert.deepEqual(parseSchema(ddl).versions, [SCHEMA_VERSION]);
+  });
+
+  test('dbinit.sql: every city table and its indexes are partitioned by a city column, one partition per region, each pinned to it', () => {
+    const schema = parseSchema(partitionedDdl());
+    assertPartitioned(schema, regionLayout(), PARTITIONED_DDL_FILE);
+    assert.equal(schema.tables.get('users')!.checks.get('check_city'), `city IN (${CITY_LIST})`);
+  });
+
+  test('dbinit-multiregion.sql: primary and added regions, REGIONAL BY ROW AS a region computed from city', () => {
+    const schema = parseSchema(multiRegionDdl());
+    assertMultiRegion(schema, regionLayout(), MULTI_REGION_DDL_FILE);
+    assert.deepEqual([schema.primaryRegion, ...schema.addedRegions], REGION_NAMES);
+  });
+
+  test('the default layout is the regions module', () => {
+    assert.deepEqual(
+      regionLayout(),
+      REGION_NAMES.map((name) => ({ name, partition: REGIONS[name].partition, cities: citiesOf(name) })),
+    );
+  });
+
+  test('when the regions change, then both files follow: no city or region is typed by hand', async () => {
+    const layout: RegionLayout[] = [
+      { name: 'aws-ap-south-1', partition: 'ap_south', cities: ['mumbai', 'delhi'] },
+      { name: 'aws-sa-east-1', partition: 'sa_east', cities: ['são paulo', "o'higgins"] },
+      { name: 'azure-northeurope', partition: 'north_europe', cities: ['dublin'] },
+      { name: 'azure-westeurope', partition: 'west_europe', cities: ['utrecht', 'lyon'] },
+    ];
+    const partitioned = partitionedDdl(layout);
+    const multiRegion = multiRegionDdl(layout);
+    assertPartitioned(parseSchema(partitioned), layout, 'custom dbinit.sql');
+    assertMultiRegion(parseSchema(multiRegion), layout, 'custom dbinit-multiregion.sql');
+    const allCities = layout.flatMap((r) => r.cities.map((c) => `'${c.replaceAll("'", "''")}'`)).join(', ');
+    for (const ddl of [partitioned, multiRegion]) {
+      const schema = parseSchema(ddl);
+      assert.equal(schema.tables.get('rides')!.checks.get('check_rider_city'), `rider_city IN (${allCities})`);
+      for (const name of [...CITIES, ...REGION_NAMES, ...REGION_NAMES.map((r) => REGIONS[r].partition)]) {
+        assert.ok(!ddl.includes(name), `${name} comes from somewhere other than the layout`);
+      }
+    }
+    const source = await readFile(join(ROOT, 'src/db/cockroach-ddl.ts'), 'utf8');
+    for (const name of [...CITIES, ...REGION_NAMES, ...REGION_NAMES.map((r) => REGIONS[r].partition)]) {
+      assert.ok(!new RegExp(`\\b${name}\\b`, 'i').test(source), `cockroach-ddl.ts must not name ${name}`);
+    }
+  });
+
+  test('when the layout cannot become valid SQL, then the generator refuses it', () => {
+    const ok = { name: 'gcp-x', partition: 'x', cities: ['a'] };
+    assert.throws(() => partitionedDdl([]), /empty/);
+    assert.throws(() => partitionedDdl([{ ...ok, partition: 'x-y' }]), /partition name/);
+    assert.throws(() => partitionedDdl([{ ...ok, name: "x']" }]), /region name/);
+    assert.throws(() => partitionedDdl([ok, { name: 'gcp-y', partition: 'y', cities: ['a'] }]), /city "a" appears twice/);
+    assert.throws(() => multiRegionDdl([{ ...ok, cities: [] }]), /no city/);
+  });
+
+  test('when generate-ddl runs, then it writes the files, and with --check it only reports the ones that differ', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'movr-ddl-'));
+    try {
+      assert.deepEqual((await syncDdl(dir, { check: true })).differing, [PARTITIONED_DDL_FILE, MULTI_REGION_DDL_FILE]);
+      await assert.rejects(readFile(join(dir, PARTITIONED_DDL_FILE)), /ENOENT/);
+      assert.deepEqual((await syncDdl(dir, { check: false })).differing, [PARTITIONED_DDL_FILE, MULTI_REGION_DDL_FILE]);
+      assert.equal(await readFile(join(dir, MULTI_REGION_DDL_FILE), 'utf8'), multiRegionDdl());
+      assert.deepEqual((await syncDdl(dir, { check: true })).differing, []);
+      await writeFile(join(dir, MULTI_REGION_DDL_FILE), `${multiRegionDdl()}-- edited\n`);
+      assert.deepEqual((await syncDdl(dir, { check: true })).differing, [MULTI_REGION_DDL_FILE]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+
+    const run = (...args: string[]) =>
+      spawnSync(process.execPath, ['--import', 'tsx', 'scripts/generate-ddl.ts', ...args], { cwd: ROOT, encoding: 'utf8' });
+    const check = run('--check');
+    assert.equal(check.status, 0, check.stderr);
+    const bad = run('--frobnicate');
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /usage/);
+  });
+});

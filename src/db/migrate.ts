@@ -27,7 +27,7 @@ export class SchemaMissingError extends Error {
     super(
       found === undefined
         ? 'The movr schema is not loaded in this CockroachDB database. Load dbinit.sql (geo-partitioned) or dbinit-multiregion.sql (multi-region SQL), e.g. `cockroach sql --url "$DB_URI" -f dbinit.sql`, then start again.'
-        : `The movr schema in this CockroachDB database is version ${found}; this app needs version ${SCHEMA_VERSION}. Load the current dbinit.sql or dbinit-multiregion.sql, then start again.`,
+        : `The movr schema in this CockroachDB database is version ${found}; this app needs version ${SCHEMA_VERSION}. Apply the schema changes since version ${found}, or, if its data can go, run \`DROP DATABASE movr CASCADE\` and load the current dbinit.sql or dbinit-multiregion.sql, then start again.`,
     );
     this.name = 'SchemaMissingError';
   }

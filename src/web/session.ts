@@ -21,10 +21,11 @@ const WEEK_MS = 7 * 24 * 3600 * 1000;
  */
 export function sessionMiddleware(config: Pick<Config, 'secretKey' | 'isProduction'>, pool: pg.Pool) {
   const PgStore = connectPgSimple(session);
+  const store = new PgStore({ pool: typedTimestampPool(pool), tableName: 'sessions', createTableIfMissing: false, pruneSessionInterval: 15 * 60 });
   return session({
     name: SESSION_COOKIE,
     secret: config.secretKey,
-    store: new PgStore({ pool, tableName: 'sessions', createTableIfMissing: false, pruneSessionInterval: 15 * 60 }),
+    store,
     resave: false,
     saveUninitialized: false,
     rolling: true,
@@ -32,3 +33,15 @@ export function sessionMiddleware(config: Pick<Config, 'secretKey' | 'isProducti
     cookie: { httpOnly: true, sameSite: 'lax', secure: config.isProduction, maxAge: WEEK_MS },
   });
 }
+
+/**
+ * connect-pg-simple sends `to_timestamp($n)` with an untyped parameter. CockroachDB (v22.2+) overloads
+ * to_timestamp for FLOAT, INT, DECIMAL and STRING and cannot choose for an untyped placeholder, so the store's
+ * queries go through a pool that types it; PostgreSQL's single to_timestamp(float8) accepts the cast too.
+ */
+export function typedTimestampPool(pool: pg.Pool): pg.Pool {
+  const query = (text: string, params?: unknown[]) => pool.query(castTimestampParams(text), params);
+  return new Proxy(pool, { get: (target, key) => (key === 'query' ? query : Reflect.get(target, key)) });
+}
+
+export const castTimestampParams = (text: string) => text.replace(/to_timestamp\((\$\d+)\)/g, 'to_timestamp($1::FLOAT8)');

@@ -216,8 +216,9 @@ function tail(file: string): string {
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
   const { logger } = options;
   const database = options.database ?? 'movr';
-  mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
   const user = postgresUser();
+  // As root the server runs as `postgres`, which must traverse this directory to reach the cluster inside it.
+  mkdirSync(options.dataDir, { recursive: true, mode: user ? 0o711 : 0o700 });
   const placed = placeForPostgresUser(await resolveBinaries(), path.resolve(options.dataDir, 'postgres'), user, logger);
   const { binaries, clusterDir } = placed;
   const password = readOrCreateSecret(path.join(options.dataDir, 'postgres-password'));

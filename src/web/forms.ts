@@ -26,7 +26,13 @@ const password = z
   .max(128, 'Password must be 8 to 128 characters.');
 
 export const loginForm = z.object({
-  username: z.string({ error: 'Username is required.' }).trim().min(1, 'Username is required.').max(200, 'Incorrect username or password.'),
+  username: z
+    .string({ error: 'Username is required.' })
+    .trim()
+    .min(1, 'Username is required.')
+    .max(200, 'Incorrect username or password.')
+    // No username holds a control character, and PostgreSQL rejects a NUL in text outright (a 500 otherwise).
+    .refine((value) => !/\p{Cc}/u.test(value), 'Incorrect username or password.'),
   password: z.string({ error: 'Password is required.' }).min(1, 'Password is required.').max(1000, 'Incorrect username or password.'),
 });
 

@@ -11,7 +11,7 @@ const MIGRATIONS: Record<string, Migration> = {
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };
 
 /**
- * Applies pending migrations on PostgreSQL. Kysely's migrator takes a transaction-scoped advisory lock,
+ * Applies pending migrations on PostgreSQL. Kysely's migrator holds an advisory lock while it migrates,
  * so two instances starting at once apply each migration exactly once.
  */
 export async function migrateToLatest(db: Kysely<Database>): Promise<string[]> {

@@ -35,8 +35,6 @@ export interface MovrOptions {
 const USER_COLUMNS = ['id', 'city', 'username', 'first_name', 'last_name', 'email', 'is_owner'] as const;
 const VEHICLE_COLUMNS = ['id', 'city', 'type', 'owner_id', 'date_added', 'status', 'last_location', 'color', 'brand'] as const;
 
-/** Whoever asks for an unknown username still pays for one bcrypt comparison, so timing reveals nothing. */
-const DUMMY_HASH = bcrypt.hashSync('movr-dummy-password', 4).replace(/^\$2b\$04\$/, '$2b$12$');
 
 /**
  * The backend: each method runs exactly one transaction callback through the retry wrapper. Callbacks only
@@ -45,6 +43,8 @@ const DUMMY_HASH = bcrypt.hashSync('movr-dummy-password', 4).replace(/^\$2b\$04\
  */
 export class MovR {
   private readonly bcryptCost: number;
+  /** Compared against for an unknown username, at the same cost, so timing does not reveal which usernames exist. */
+  private dummyHash: Promise<string> | undefined;
 
   constructor(
     private readonly db: MovrDatabase,
@@ -88,7 +88,8 @@ export class MovR {
     const row = await this.run((tx) =>
       tx.selectFrom('users').select([...USER_COLUMNS, 'password_hash']).where('username', '=', username).executeTakeFirst(),
     );
-    const matches = await bcrypt.compare(password, row?.password_hash ?? DUMMY_HASH);
+    this.dummyHash ??= bcrypt.hash('movr-dummy-password', this.bcryptCost);
+    const matches = await bcrypt.compare(password, row?.password_hash ?? (await this.dummyHash));
     return row && row.password_hash && matches ? toUser(row) : undefined;
   }
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { csrfSync } from 'csrf-sync';
-import express, { type Express } from 'express';
+import express, { type Express, Router } from 'express';
 import { ipKeyGenerator, rateLimit } from 'express-rate-limit';
 import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
@@ -41,12 +41,17 @@ export interface AppDependencies {
   movr: MovR;
   logger: Logger;
   rateLimits?: Partial<RateLimits>;
+  /**
+   * Routes added behind the whole middleware stack (session, CSRF, passport, locals), before the app's own
+   * routers. Only `npm run bench` uses it, for its floor handlers; the app never sets it.
+   */
+  extraRoutes?: (router: Router) => void;
 }
 
 const CITY_GROUPS = REGION_NAMES.map((region) => ({ region, label: REGIONS[region].label, cities: citiesOf(region) }));
 
 /** Builds the Express app: middleware order, routers, 404 and error page. Never listens. */
-export function createApp({ config, db, movr, logger, rateLimits }: AppDependencies): Express {
+export function createApp({ config, db, movr, logger, rateLimits, extraRoutes }: AppDependencies): Express {
   const limits = { ...DEFAULT_RATE_LIMITS, ...rateLimits };
   const app = express();
   const metrics = createMetrics(db.stats);
@@ -129,6 +134,11 @@ export function createApp({ config, db, movr, logger, rateLimits }: AppDependenc
     legacyHeaders: false,
   });
 
+  if (extraRoutes) {
+    const router = Router();
+    extraRoutes(router);
+    app.use(router);
+  }
   app.use(authRoutes({ movr, passport, loginLimiter, registerLimiter }));
   app.use(vehicleRoutes(movr));
   app.use(rideRoutes(movr));

@@ -1,7 +1,9 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import connectPgSimple from 'connect-pg-simple';
 import session from 'express-session';
 import type pg from 'pg';
 import type { Config } from '../config.js';
+import { SQLSTATE, sqlState } from '../db/errors.js';
 import type { FlashMessage } from './flash.js';
 
 declare module 'express-session' {
@@ -21,7 +23,7 @@ const WEEK_MS = 7 * 24 * 3600 * 1000;
  */
 export function sessionMiddleware(config: Pick<Config, 'secretKey' | 'isProduction'>, pool: pg.Pool) {
   const PgStore = connectPgSimple(session);
-  const store = new PgStore({ pool: typedTimestampPool(pool), tableName: 'sessions', createTableIfMissing: false, pruneSessionInterval: 15 * 60 });
+  const store = new PgStore({ pool: retryingSerializationFailures(typedTimestampPool(pool)), tableName: 'sessions', createTableIfMissing: false, pruneSessionInterval: 15 * 60 });
   return session({
     name: SESSION_COOKIE,
     secret: config.secretKey,
@@ -45,3 +47,25 @@ export function typedTimestampPool(pool: pg.Pool): pg.Pool {
 }
 
 export const castTimestampParams = (text: string) => text.replace(/to_timestamp\((\$\d+)\)/g, 'to_timestamp($1::FLOAT8)');
+
+const STORE_RETRY = { attempts: 10, baseDelayMs: 5, maxDelayMs: 400 };
+
+/**
+ * The store's statements run outside MovR's transactions, each its own SERIALIZABLE transaction, which
+ * PostgreSQL may abort with 40001 under load; express-session would then drop the write (a lost log-in or
+ * flash). Each statement is idempotent (select, upsert, touch, delete), so it is simply run again.
+ */
+function retryingSerializationFailures(pool: pg.Pool): pg.Pool {
+  const query = async (text: string, params?: unknown[]) => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await pool.query(text, params);
+      } catch (error) {
+        if (sqlState(error) !== SQLSTATE.serializationFailure || attempt >= STORE_RETRY.attempts) throw error;
+        await sleep(Math.random() * Math.min(STORE_RETRY.maxDelayMs, STORE_RETRY.baseDelayMs * 2 ** (attempt - 1)));
+      }
+    }
+  };
+  // connect-pg-simple calls only query(text, params) on a pool it was given (it never ends it).
+  return { query } as unknown as pg.Pool;
+}

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -11,10 +11,11 @@ import { findFreePort } from '../../src/db/embedded-postgres.js';
 import { startTestDatabase, type TestDatabase } from '../support/database.js';
 
 /**
- * No Docker engine runs here, so this replays the Dockerfile's runtime stage outside Docker: the build context is
- * the `npm pack` of the project, each COPY and `npm ci` of the runtime stage runs in a temporary /app, and the
- * image's CMD boots with the image's ENV, as the image's USER when the tests run as root, against a real PostgreSQL.
- * What it cannot show: the base image itself (Node 22 there, this machine's Node here) and a read-only root.
+ * No Docker engine runs here, so this replays the Dockerfile outside Docker, stage by stage: the build context is
+ * the `npm pack` of the project, each stage's /app is a temporary directory, COPY, `npm ci` and `npm run` run as
+ * written, and the last stage's CMD boots with the image's ENV, as the image's USER when the tests run as root,
+ * against a real PostgreSQL. What it cannot show: the base image itself (Node 22 there, this machine's Node here)
+ * and a read-only root filesystem.
  */
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -23,21 +24,23 @@ interface Instruction {
   name: string;
   args: string;
 }
+interface Stage {
+  name: string;
+  instructions: Instruction[];
+}
 
-/** The Dockerfile's last stage, continuations joined and comments dropped. */
-function runtimeStage(): Instruction[] {
-  const instructions = readFileSync(path.join(root, 'Dockerfile'), 'utf8')
-    .replace(/\\\r?\n/g, ' ')
-    .split(/\r?\n/)
-    .map((line) => line.trim())
-    .filter((line) => line && !line.startsWith('#'))
-    .map((line) => {
-      const [, name = '', args = ''] = line.match(/^(\S+)\s*(.*)$/) ?? [];
-      return { name: name.toUpperCase(), args: args.trim() };
-    });
-  const lastFrom = instructions.map((i) => i.name).lastIndexOf('FROM');
-  assert.ok(lastFrom > 0, 'the Dockerfile has a build stage and a runtime stage');
-  return instructions.slice(lastFrom + 1);
+/** The Dockerfile's stages, continuations joined and comments dropped. */
+function dockerfileStages(): Stage[] {
+  const stages: Stage[] = [];
+  for (const line of readFileSync(path.join(root, 'Dockerfile'), 'utf8').replace(/\\\r?\n/g, ' ').split(/\r?\n/)) {
+    const [, instruction = '', args = ''] = line.trim().match(/^([A-Za-z]+)\s*(.*)$/) ?? [];
+    if (!instruction || line.trim().startsWith('#')) continue;
+    const name = instruction.toUpperCase();
+    if (name === 'FROM') stages.push({ name: args.split(/\s+/)[2] ?? String(stages.length), instructions: [] });
+    else stages.at(-1)?.instructions.push({ name, args: args.trim() });
+  }
+  assert.ok(stages.length >= 2, 'the Dockerfile has a build stage and a runtime stage');
+  return stages;
 }
 
 /** Only what a child needs: no npm_* variables from `npm test`, no developer .env values. */
@@ -48,6 +51,22 @@ function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEn
   const hint = result.stderr?.includes('ENOTCACHED') ? '\n(the npm cache lacks a package: run `npm ci` in the project first)' : '';
   assert.equal(result.status, 0, `${command} ${args.join(' ')} failed:\n${result.stdout}\n${result.stderr}${hint}`);
   return result.stdout;
+}
+
+/**
+ * This machine's npmrc sets omit-lockfile-registry-resolved, so the lockfile has no tarball URLs and `npm ci`
+ * would ask the registry for each package's metadata. With the URLs written in, `npm ci --offline` installs the
+ * same versions (checked against the same integrity hashes) from the npm cache the project's own install filled.
+ */
+function addResolvedUrls(lockfile: string) {
+  const registry = run('npm', ['config', 'get', 'registry'], root).trim().replace(/\/?$/, '/');
+  const lock = JSON.parse(readFileSync(lockfile, 'utf8')) as { packages: Record<string, { name?: string; version?: string; resolved?: string; link?: boolean; inBundle?: boolean }> };
+  for (const [key, entry] of Object.entries(lock.packages)) {
+    if (!key || entry.link || entry.inBundle || entry.resolved || !entry.version) continue;
+    const name = entry.name ?? key.slice(key.lastIndexOf('node_modules/') + 'node_modules/'.length);
+    entry.resolved = `${registry}${name}/-/${name.split('/').pop()}-${entry.version}.tgz`;
+  }
+  writeFileSync(lockfile, `${JSON.stringify(lock, null, 2)}\n`);
 }
 
 interface Booted {
@@ -66,7 +85,7 @@ describe('the production image, replayed without Docker', () => {
   let cmd: string[] = [];
   let healthcheck: string[] = [];
   let user: { uid: number; gid: number } | undefined;
-  const copiedFromOutsideThePack: string[] = [];
+  const copiedFromOutsideThePack = new Set<string>();
 
   function boot(env: Record<string, string>): Booted {
     assert.equal(cmd[0], 'node');
@@ -98,53 +117,63 @@ describe('the production image, replayed without Docker', () => {
 
   before(
     async () => {
-      const stage = runtimeStage();
-      run('npm', ['run', 'build'], root);
-
       work = mkdtempSync(path.join(tmpdir(), 'movr-image-'));
       chmodSync(work, 0o755);
       const [{ filename }] = JSON.parse(run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', work], root)) as [{ filename: string }];
       run('tar', ['-xzf', filename], work);
       context = path.join(work, 'package');
-      app = path.join(work, 'app');
-      mkdirSync(app);
 
-      for (const { name, args } of stage) {
-        if (name === 'ENV') {
-          for (const [, key, value] of args.matchAll(/(\w+)=(\S+)/g)) imageEnv[key!] = value!;
-        } else if (name === 'COPY') {
-          const parts = args.split(/\s+/);
-          const from = parts[0]!.startsWith('--from=') ? parts.shift() : undefined;
-          const dest = path.join(app, parts.pop()!);
-          for (const source of parts) {
-            let origin: string;
-            if (from) {
-              // The build stage compiled the project in /app: here, the project itself after `npm run build`.
-              origin = path.join(root, path.posix.relative('/app', source));
-            } else if (existsSync(path.join(context, source))) {
-              origin = path.join(context, source);
-            } else {
-              // npm pack never includes package-lock.json; the Docker build context (the repository) does.
-              assert.equal(source, 'package-lock.json', `${source} is missing from the build context (npm pack)`);
-              origin = path.join(root, source);
-              copiedFromOutsideThePack.push(source);
+      const stageDirs = new Map<string, string>();
+      for (const stage of dockerfileStages()) {
+        const dir = path.join(work, `stage-${stage.name}`);
+        mkdirSync(dir);
+        stageDirs.set(stage.name, dir);
+        const stageEnv: Record<string, string> = {};
+        for (const { name, args } of stage.instructions) {
+          if (name === 'WORKDIR') {
+            assert.equal(args, '/app', 'stages work in /app');
+          } else if (name === 'ENV') {
+            for (const [, key, value] of args.matchAll(/(\w+)=(\S+)/g)) stageEnv[key!] = value!;
+          } else if (name === 'COPY') {
+            const parts = args.split(/\s+/);
+            const from = parts[0]!.startsWith('--from=') ? parts.shift()!.slice('--from='.length) : undefined;
+            const dest = path.join(dir, parts.pop()!);
+            for (const source of parts) {
+              let origin: string;
+              if (from) {
+                assert.ok(stageDirs.has(from), `stage ${from} exists`);
+                origin = path.join(stageDirs.get(from)!, path.posix.relative('/app', source));
+              } else if (existsSync(path.join(context, source))) {
+                origin = path.join(context, source);
+              } else {
+                // npm pack never includes package-lock.json; the Docker build context (the repository) does.
+                assert.equal(source, 'package-lock.json', `${source} is missing from the build context (npm pack)`);
+                origin = path.join(root, source);
+                copiedFromOutsideThePack.add(source);
+              }
+              const target = parts.length > 1 || dest.endsWith(path.sep) || dest === dir ? path.join(dest, path.basename(source)) : dest;
+              cpSync(origin, target, { recursive: statSync(origin).isDirectory() });
+              if (path.basename(target) === 'package-lock.json') addResolvedUrls(target);
             }
-            const target = parts.length > 1 || dest.endsWith(path.sep) || dest === app ? path.join(dest, path.basename(source)) : dest;
-            cpSync(origin, target, { recursive: statSync(origin).isDirectory() });
+          } else if (name === 'RUN') {
+            for (const step of args.split('&&').map((s) => s.trim().split(/\s+/))) {
+              const env = { ...baseEnv(), ...stageEnv };
+              // --offline: no network during tests. `npm cache clean` would empty this machine's shared cache.
+              if (step[0] === 'npm' && step[1] === 'ci') run('npm', [...step.slice(1), '--offline'], dir, env);
+              else if (step[0] === 'npm' && step[1] === 'run') run('npm', step.slice(1), dir, env);
+              else assert.deepEqual(step.slice(0, 3), ['npm', 'cache', 'clean'], `a RUN step this replay knows: ${step.join(' ')}`);
+            }
+          } else if (name === 'USER') {
+            const [uid, gid = uid] = args.split(':').map(Number);
+            if (process.getuid?.() === 0) user = { uid: uid!, gid: gid! };
+          } else if (name === 'CMD') {
+            cmd = JSON.parse(args) as string[];
+          } else if (name === 'HEALTHCHECK') {
+            healthcheck = JSON.parse(args.slice(args.indexOf('CMD ') + 4)) as string[];
           }
-        } else if (name === 'RUN') {
-          for (const step of args.split('&&').map((s) => s.trim())) {
-            // `npm cache clean` would empty this machine's shared cache; --offline: no network during tests.
-            if (step.startsWith('npm ci')) run('npm', [...step.split(/\s+/).slice(1), '--offline'], app, { ...baseEnv(), ...imageEnv });
-          }
-        } else if (name === 'USER') {
-          const [uid, gid = uid] = args.split(':').map(Number);
-          if (process.getuid?.() === 0) user = { uid: uid!, gid: gid! };
-        } else if (name === 'CMD') {
-          cmd = JSON.parse(args) as string[];
-        } else if (name === 'HEALTHCHECK') {
-          healthcheck = JSON.parse(args.slice(args.indexOf('CMD ') + 4)) as string[];
         }
+        Object.assign(imageEnv, stageEnv);
+        app = dir;
       }
       // Files COPY made are root-owned and read-only to the image's USER, as in the image.
       run('chmod', ['-R', 'a+rX,go-w', '.'], work);
@@ -161,7 +190,7 @@ describe('the production image, replayed without Docker', () => {
   });
 
   it('npm pack leaves out the lockfile, which the Dockerfile copies from the repository', () => {
-    assert.deepEqual(copiedFromOutsideThePack, ['package-lock.json']);
+    assert.deepEqual([...copiedFromOutsideThePack], ['package-lock.json']);
     for (const file of ['package.json', 'package-lock.json', 'dist/server.js', 'views', 'public']) assert.ok(existsSync(path.join(app, file)), file);
     assert.ok(!existsSync(path.join(app, 'src')), 'no TypeScript sources in the image');
   });

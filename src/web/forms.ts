@@ -63,7 +63,8 @@ export const endRideForm = z.object({ location: printable('Location') });
 
 export const uuidParam = z.uuid();
 export const cityParam = z.string().transform((value, ctx) => parseCity(value) ?? (ctx.addIssue({ code: 'custom', message: 'unsupported city' }), z.NEVER));
-export const pageQuery = z.union([z.undefined(), z.coerce.number().int().min(1).max(100_000)]);
+/** `?page=N`: digits only, 1 to 100000; absent means 1. */
+export const pageQuery = z.union([z.undefined(), z.string().regex(/^[1-9]\d{0,4}$|^100000$/).transform(Number)]);
 
 export type LoginForm = z.infer<typeof loginForm>;
 export type RegisterForm = z.infer<typeof registerForm>;

@@ -89,7 +89,7 @@ describe('GET /vehicles', () => {
   test('when the page is 0, negative, not a number or repeated, then 404', async () => {
     const agent = t.agent();
     await signUpAndLogIn(agent, t.movr);
-    for (const query of ['page=0', 'page=-1', 'page=abc', 'page=1.5', 'page=1&page=2']) {
+    for (const query of ['page=0', 'page=-1', 'page=abc', 'page=1.5', 'page=1&page=2', 'page=%2B2', 'page=0x2', 'page=1e1', 'page=%202', 'page=01']) {
       const response = await agent.get(`/vehicles?${query}`);
       assert.equal(response.status, 404, query);
       assert.match(response.text, /Not found/);

@@ -419,7 +419,8 @@ describe('kustomize overlays', () => {
       const region = patch.spec.template.spec.containers[0].env[0].value;
       assert.equal(overlay.name, region, `${file} is named after its REGION`);
 
-      // The strategic merge patch replaces the env entry with the same name; nothing else changes.
+      // The strategic merge patch replaces the env entry named REGION (kubectl kustomize moves it first, which
+      // changes nothing: no env value refers to another); nothing else changes.
       const rendered = structuredClone(deployment);
       const renderedEnv = objs(obj(obj(obj(rendered.spec, 'spec').template, 'template').spec, 'spec').containers, 'containers')[0]!.env as Obj[];
       renderedEnv.find((e) => e.name === 'REGION')!.value = region;

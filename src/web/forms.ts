@@ -18,7 +18,9 @@ const username = z
   .trim()
   .min(3, 'Username must be 3 to 32 characters.')
   .max(32, 'Username must be 3 to 32 characters.')
-  .regex(/^[A-Za-z0-9._-]+$/, 'Username may only contain letters, digits, ".", "_" and "-".');
+  .regex(/^[A-Za-z0-9._-]+$/, 'Username may only contain letters, digits, ".", "_" and "-".')
+  // Usernames are case-insensitive (no "Grace" beside "grace"): stored and looked up in lower case.
+  .transform((value) => value.toLowerCase());
 
 const password = z
   .string({ error: 'Password is required.' })
@@ -32,7 +34,8 @@ export const loginForm = z.object({
     .min(1, 'Username is required.')
     .max(200, 'Incorrect username or password.')
     // No username holds a control character, and PostgreSQL rejects a NUL in text outright (a 500 otherwise).
-    .refine((value) => !/\p{Cc}/u.test(value), 'Incorrect username or password.'),
+    .refine((value) => !/\p{Cc}/u.test(value), 'Incorrect username or password.')
+    .transform((value) => value.toLowerCase()),
   password: z.string({ error: 'Password is required.' }).min(1, 'Password is required.').max(1000, 'Incorrect username or password.'),
 });
 

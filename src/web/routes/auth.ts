@@ -41,6 +41,8 @@ export function authRoutes({ movr, passport, loginLimiter, registerLimiter }: Au
     if (req.user) return res.redirect(303, '/vehicles');
     const form = parseForm(loginForm, req.body);
     if (!form.ok) return renderLogin(res, 422, form.errors, form.values);
+    // passport-local reads req.body: hand it the parsed form only.
+    req.body = form.value;
     const user = await authenticateLocal(passport, req, res);
     // One status and one message whether the username is unknown or the password wrong.
     if (!user) return renderLogin(res, 401, { form: LOGIN_FAILED }, { username: form.value.username });

@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# MovR production image: `docker build -t movr .` (deploy/RUNBOOK.md builds, pushes and deploys it).
+# MovR production image: `docker build -t movr .` (the README runbook builds, pushes and deploys it).
 # Node 22 is the supported LTS line the project runs on (20 reached end of life in April 2026).
 # Pin exactly; for reproducible builds add the digest: docker buildx imagetools inspect node:22.23.3-bookworm-slim
 ARG NODE_IMAGE=node:22.23.3-bookworm-slim

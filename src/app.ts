@@ -23,6 +23,7 @@ import { healthRoutes } from './web/routes/health.js';
 import { rideRoutes } from './web/routes/rides.js';
 import { userRoutes } from './web/routes/users.js';
 import { vehicleRoutes } from './web/routes/vehicles.js';
+import { saveSessionBeforeRedirect } from './web/save-before-redirect.js';
 import { sessionMiddleware } from './web/session.js';
 
 export interface RateLimits {
@@ -101,6 +102,7 @@ export function createApp({ config, db, movr, logger, rateLimits, extraRoutes }:
 
   app.use(express.urlencoded({ extended: false, limit: '100kb', parameterLimit: 100 }));
   app.use(sessionMiddleware(config, db.pool));
+  app.use(saveSessionBeforeRedirect);
   app.use(csrfSynchronisedProtection);
   app.use(passport.session());
   app.use(locality(config.region));

@@ -142,15 +142,7 @@ export class MovR {
         .executeTakeFirst();
       if (!user) throw new NotFoundError('No such account.');
       if (await activeRide(tx, actor)) throw new RefusedError('End your ride before deleting your account.');
-      const owned = await tx
-        .selectFrom('vehicles')
-        .select('id')
-        .where('city', '=', actor.city)
-        .where('owner_id', '=', actor.id)
-        .where('status', '<>', 'removed')
-        .limit(1)
-        .executeTakeFirst();
-      if (owned) throw new RefusedError('Remove your vehicles before deleting your account.');
+      if (await ownsVehicles(tx, actor)) throw new RefusedError('Remove your vehicles before deleting your account.');
       await tx
         .updateTable('users')
         .set({ username: null, password_hash: null, first_name: '', last_name: '', email: '', is_owner: false })
@@ -234,15 +226,7 @@ export class MovR {
         .where('status', '=', 'available')
         .executeTakeFirst();
       if (removed.numUpdatedRows === 0n) throw new RefusedError('That vehicle is in use; it can be removed once the ride ends.');
-      const remaining = await tx
-        .selectFrom('vehicles')
-        .select('id')
-        .where('city', '=', actor.city)
-        .where('owner_id', '=', actor.id)
-        .where('status', '<>', 'removed')
-        .limit(1)
-        .executeTakeFirst();
-      if (!remaining) {
+      if (!(await ownsVehicles(tx, actor))) {
         await tx.updateTable('users').set({ is_owner: false }).where('city', '=', actor.city).where('id', '=', actor.id).execute();
       }
     });
@@ -363,6 +347,19 @@ function activeRide(tx: Tx, rider: UserRef) {
     .where('rider_id', '=', rider.id)
     .where('end_time', 'is', null)
     .executeTakeFirst();
+}
+
+/** True when the user owns a vehicle that is not removed (vehicles live in their owner's city). */
+async function ownsVehicles(tx: Tx, owner: UserRef): Promise<boolean> {
+  const vehicle = await tx
+    .selectFrom('vehicles')
+    .select('id')
+    .where('city', '=', owner.city)
+    .where('owner_id', '=', owner.id)
+    .where('status', '<>', 'removed')
+    .limit(1)
+    .executeTakeFirst();
+  return vehicle !== undefined;
 }
 
 function ridesQuery(tx: Tx) {

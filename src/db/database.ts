@@ -45,6 +45,9 @@ export async function openDatabase(options: DatabaseOptions): Promise<MovrDataba
     });
   // An idle client losing its connection (database restart) must not crash the process.
   pool.on('error', (error) => options.logger?.warn({ err: error }, 'idle database connection lost'));
+  // Nor one checked out between two statements of a transaction: pg-pool listens only on idle clients, and
+  // an 'error' with no listener throws. The transaction's next statement fails instead, and pg-pool drops it.
+  pool.on('connect', (client) => client.on('error', (error) => options.logger?.warn({ err: error }, 'database connection lost mid-transaction')));
 
   const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   try {

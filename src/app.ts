@@ -10,10 +10,10 @@ import type { MovrDatabase } from './db/database.js';
 import { VEHICLE_TYPES } from './db/schema.js';
 import type { Logger } from './logger.js';
 import type { MovR } from './movr/movr.js';
-import { REGION_NAMES, REGIONS, citiesOf } from './regions.js';
+import { REGION_NAMES, REGIONS, cityLabel, citiesOf } from './regions.js';
 import { createPassport } from './web/auth.js';
 import { errorHandler, HttpError } from './web/errors.js';
-import { takeFlash } from './web/flash.js';
+import { type FlashMessage, takeFlash } from './web/flash.js';
 import { formatDate, formatDateTime, formatDuration, STATUS_LABELS, titleCase } from './web/format.js';
 import { currentLocality, locality } from './web/locality.js';
 import { createMetrics } from './web/metrics.js';
@@ -67,7 +67,7 @@ export function createApp({ config, db, movr, logger, rateLimits, extraRoutes }:
   app.set('view cache', true);
   app.disable('x-powered-by');
   app.locals.vehicleTypes = VEHICLE_TYPES;
-  app.locals.format = { date: formatDate, dateTime: formatDateTime, duration: formatDuration, titleCase, status: STATUS_LABELS };
+  app.locals.format = { date: formatDate, dateTime: formatDateTime, duration: formatDuration, titleCase, city: cityLabel, status: STATUS_LABELS };
 
   app.use(
     pinoHttp({
@@ -109,7 +109,9 @@ export function createApp({ config, db, movr, logger, rateLimits, extraRoutes }:
   app.use((req, res, next) => {
     res.locals.currentUser = req.user;
     res.locals.csrfToken = req.csrfToken?.();
-    res.locals.messages = takeFlash(req);
+    // Taken only when a page renders, so a redirect on the way (e.g. to /login) does not swallow them.
+    let messages: FlashMessage[] | undefined;
+    Object.defineProperty(res.locals, 'messages', { enumerable: true, get: () => (messages ??= takeFlash(req)) });
     res.locals.city = currentLocality(res).city;
     res.locals.region = currentLocality(res).region;
     res.locals.cityGroups = CITY_GROUPS;

@@ -7,7 +7,7 @@ export const REGIONS = {
     cities: {
       'new york': { lat: 40.7128, lng: -74.006 },
       boston: { lat: 42.3601, lng: -71.0589 },
-      'washington dc': { lat: 38.9072, lng: -77.0369 },
+      'washington dc': { lat: 38.9072, lng: -77.0369, label: 'Washington DC' },
     },
   },
   'gcp-us-west1': {
@@ -58,6 +58,12 @@ export function regionOf(city: City): Region {
 
 export function citiesOf(region: Region): City[] {
   return Object.keys(REGIONS[region].cities) as City[];
+}
+
+/** How a city is written for people: "New York", "Washington DC". */
+export function cityLabel(city: City): string {
+  const info: { label?: string } = (REGIONS[regionOf(city)].cities as Record<string, { label?: string }>)[city]!;
+  return info.label ?? city.replace(/\b\p{L}/gu, (letter) => letter.toUpperCase());
 }
 
 export function coordinatesOf(city: City): { lat: number; lng: number } {

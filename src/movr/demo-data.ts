@@ -91,7 +91,23 @@ export async function loadDemoData(db: MovrDatabase, options: DemoDataOptions = 
       }
     }
   }
+  const demoId = randomUUID();
+  const demoCityVehicles = vehicles.filter((v) => v.city === demoCity);
+  for (let r = 0; r < 6 && demoCityVehicles.length; r++) {
+    const start = new Date(Date.now() - (r + 1) * 2 * 86_400_000 + r * 3_700_000);
+    rides.push({
+      city: demoCity,
+      vehicle_id: pick(demoCityVehicles, r).id,
+      rider_id: demoId,
+      rider_city: demoCity,
+      start_location: pick(PLACES, r + 2),
+      end_location: pick(PLACES, r + 5),
+      start_time: start,
+      end_time: new Date(start.getTime() + (7 * 60 + r * 263) * 1000),
+    });
+  }
   users.push({
+    id: demoId,
     city: demoCity,
     first_name: 'Demo',
     last_name: 'Rider',

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
+import request from 'supertest';
 import { SESSION_COOKIE } from '../../src/web/session.js';
 import { buildTestApp, csrfToken, formPost, logIn, signUpAndLogIn, type TestApp } from '../support/app.js';
 import { startTestDatabase, type TestDatabase } from '../support/database.js';
@@ -114,10 +115,15 @@ describe('log in and out', () => {
     assert.equal((await agent.get('/logout')).status, 404);
     assert.equal((await agent.post('/logout').type('form').send({})).status, 403);
     assert.equal((await agent.get('/vehicles')).status, 200);
+    const loggedInCookie = sessionCookie(await agent.get('/vehicles'))!.split(';')[0]!;
     const out = await formPost(agent, '/logout');
     assert.equal(out.status, 303);
     assert.equal(out.headers.location, '/login');
     assert.equal((await agent.get('/vehicles')).headers.location, '/login');
+    assert.match((await agent.get('/login')).text, /You are logged out\./);
+    // The cookie from before the log-out no longer opens a session.
+    const replay = await request(t.app).get('/vehicles').set('Cookie', loggedInCookie);
+    assert.equal(replay.headers.location, '/login');
   });
 
   test('when more than 10 log-ins fail for one username from one client, then 429, while other usernames still work', async () => {

@@ -105,7 +105,7 @@ describe('the current city, in the contract’s order', () => {
     assert.equal(await chosenCityInSession(rider), 'paris');
     assert.equal(await vehiclesCity(agent, { 'X-City': 'boston' }), 'Paris');
     assert.equal((await formPost(agent, '/city/WASHINGTON%20DC', {}, '/vehicles')).status, 303);
-    assert.equal(await vehiclesCity(agent), 'Washington Dc');
+    assert.equal(await vehiclesCity(agent), 'Washington DC');
   });
 
   test('when the city is not supported, then 404 and the choice stays as it was', async () => {

@@ -52,8 +52,9 @@ export function authRoutes({ movr, passport, loginLimiter, registerLimiter }: Au
   });
 
   router.post('/logout', requireLogin, async (req, res) => {
+    // passport ≥0.6 regenerates the session on logout: the old id is worthless from here on.
     await new Promise<void>((resolve, reject) => req.logout((error) => (error ? reject(error) : resolve())));
-    await new Promise<void>((resolve, reject) => req.session.destroy((error) => (error ? reject(error) : resolve())));
+    flash(req, 'info', 'You are logged out.');
     res.redirect(303, '/login');
   });
 

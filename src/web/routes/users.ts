@@ -3,6 +3,7 @@ import type { MovR } from '../../movr/movr.js';
 import { ForbiddenError } from '../../movr/errors.js';
 import { currentUser, requireLogin } from '../auth.js';
 import { notFound } from '../errors.js';
+import { flash } from '../flash.js';
 import { uuidParam } from '../forms.js';
 import { currentLocality } from '../locality.js';
 
@@ -31,8 +32,9 @@ export function userRoutes(movr: MovR): Router {
     if (!id.success) throw notFound('No such user.');
     res.locals.refusedRedirect = `/users/${me.id}`;
     await movr.removeUser(me, id.data);
-    // The backend deleted every session row of this user; forget this one's in-memory copy too.
-    await new Promise<void>((resolve, reject) => req.session.destroy((error) => (error ? reject(error) : resolve())));
+    // The backend deleted every session row of this user; this request moves to a fresh, anonymous session.
+    await new Promise<void>((resolve, reject) => req.session.regenerate((error) => (error ? reject(error) : resolve())));
+    flash(req, 'info', 'Your account was deleted. Thank you for riding with MovR.');
     res.redirect(303, '/login');
   });
 

@@ -17,6 +17,11 @@ export interface RetryOptions {
 
 export const DEFAULT_RETRY: RetryOptions = { maxAttempts: 10, baseDelayMs: 5, maxDelayMs: 400 };
 
+/** Capped exponential backoff with full jitter, after the given (1-based) failed attempt. */
+export function retryDelayMs(attempt: number, { baseDelayMs, maxDelayMs }: RetryOptions = DEFAULT_RETRY): number {
+  return Math.random() * Math.min(maxDelayMs, baseDelayMs * 2 ** (attempt - 1));
+}
+
 /** Counters for metrics: every run of a callback, every retry after a 40001, and how transactions ended. */
 export class TransactionStats {
   attempts = 0;
@@ -116,7 +121,6 @@ class Attempts {
       throw new TransactionRetryLimitError(this.count, { cause: error });
     }
     this.stats.retries += 1;
-    const { baseDelayMs, maxDelayMs } = this.retry;
-    await sleep(Math.random() * Math.min(maxDelayMs, baseDelayMs * 2 ** (this.count - 1)));
+    await sleep(retryDelayMs(this.count, this.retry));
   }
 }

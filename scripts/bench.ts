@@ -44,6 +44,7 @@ const { values: args } = parseArgs({
     'cycle-connections': { type: 'string' },
     'log-level': { type: 'string', default: 'info' },
     label: { type: 'string' },
+    'cpu-prof': { type: 'boolean', default: false },
     out: { type: 'string', default: path.join(ROOT, 'test-output/bench.json') },
     help: { type: 'boolean', default: false },
   },
@@ -51,7 +52,8 @@ const { values: args } = parseArgs({
 
 if (args.help) {
   console.log(`usage: npm run bench -- [--quick] [--pool N] [--rounds login,vehicles,rides,cycle] [--duration S] [--warmup S]
-  [--connections N] [--cycle-connections N] [--log-level info] [--label TEXT] [--out FILE]`);
+  [--connections N] [--cycle-connections N] [--log-level info] [--label TEXT] [--out FILE]
+  [--cpu-prof]   the server writes a V8 CPU profile to test-output/profiles/ (open it in Chrome DevTools)`);
   process.exit(0);
 }
 
@@ -97,6 +99,18 @@ const checkAborted = () => {
 };
 
 // ---- the machine and the processes
+
+/** The commit measured, and the app files that differed from it (a shared checkout may hold others' work). */
+function gitState() {
+  const git = (...command: string[]) => {
+    try {
+      return execFileSync('git', command, { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    } catch {
+      return '';
+    }
+  };
+  return { commit: git('rev-parse', '--short', 'HEAD'), modified: git('status', '--porcelain', '--', 'src', 'views').split('\n').filter(Boolean) };
+}
 
 function machine() {
   const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
@@ -180,7 +194,8 @@ async function startServer(dataDir: string, connectionString: string): Promise<S
   const port = await findFreePort(20_000 + Math.floor(Math.random() * 10_000));
   const logFile = path.join(dataDir, 'server.log');
   const log = openSync(logFile, 'a');
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts/bench-server.ts')], {
+  const profile = args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${path.join(ROOT, 'test-output/profiles')}`] : [];
+  const child = spawn(process.execPath, [...profile, '--import', 'tsx', path.join(ROOT, 'scripts/bench-server.ts')], {
     cwd: ROOT,
     stdio: ['ignore', log, log],
     env: {
@@ -308,8 +323,10 @@ interface RoundResult {
   connectionErrors: number;
   timeouts: number;
   transactionRetries: number;
-  server: { peakRssMiB: number; cpuPercent: number };
+  server: { peakRssMiB: number; cpuPercent: number; cpuMsPerRequest: number };
   postgresCpuPercent: number;
+  /** CPU per response: steadier than req/s when other work shares the cores. */
+  postgresCpuMsPerRequest: number;
   loadGeneratorCpuPercent: number;
   /** Everything else on the machine (other people's test runs share these cores). */
   otherCpuPercent: number;
@@ -430,6 +447,7 @@ async function runRound(server: ServerProcess, postmaster: number, spec: RoundSp
   const responses = Object.values(statusCounts).reduce((a, b) => a + b, 0);
   const unexpectedStatus = spec.path ? responses - (statusCounts['200'] ?? 0) : counters.unexpected;
   const percent = (s: number) => Math.round((s / wall) * 1000) / 10;
+  const perRequest = (s: number) => Math.round(((s * 1000) / Math.max(1, responses)) * 100) / 100;
   return {
     round: spec.key,
     name: spec.name,
@@ -445,8 +463,9 @@ async function runRound(server: ServerProcess, postmaster: number, spec: RoundSp
     connectionErrors: result.errors,
     timeouts: result.timeouts,
     transactionRetries: retries,
-    server: { peakRssMiB: Math.round(peakKiB / 102.4) / 10, cpuPercent: percent(cpu.node) },
+    server: { peakRssMiB: Math.round(peakKiB / 102.4) / 10, cpuPercent: percent(cpu.node), cpuMsPerRequest: perRequest(cpu.node) },
     postgresCpuPercent: percent(cpu.pg),
+    postgresCpuMsPerRequest: perRequest(cpu.pg),
     loadGeneratorCpuPercent: percent(cpu.gen),
     otherCpuPercent: percent(others),
   };
@@ -477,13 +496,13 @@ async function endOpenRides(client: pg.Client, riders: BenchRider[]): Promise<vo
 // ---- output
 
 function table(results: RoundResult[]): string {
-  const header = ['round', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'peak RSS MiB', 'node CPU %', 'pg CPU %', 'gen CPU %', 'other CPU %', 'retries', 'of floor'];
+  const header = ['round', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'peak RSS MiB', 'node ms/req', 'pg ms/req', 'node CPU %', 'pg CPU %', 'gen CPU %', 'other CPU %', 'retries', 'of floor'];
   const floors = new Map(results.filter((r) => r.floor).map((r) => [r.round, r]));
   const rows = results.map((r) => {
     const floor = floors.get(r.round);
     const ratio = !r.floor && floor ? `${Math.round((r.requestsPerS / floor.requestsPerS) * 100)}%` : '';
     const name = r.floor ? `  floor ${r.round}` : r.name + (r.cyclesPerS !== undefined ? ` (${r.cyclesPerS} cycles/s)` : '');
-    return [name, r.requestsPerS.toFixed(0), r.latencyMs.p50.toFixed(0), r.latencyMs.p99.toFixed(0), String(r.errors), r.server.peakRssMiB.toFixed(0), r.server.cpuPercent.toFixed(0), r.postgresCpuPercent.toFixed(0), r.loadGeneratorCpuPercent.toFixed(0), r.otherCpuPercent.toFixed(0), String(r.transactionRetries), ratio];
+    return [name, r.requestsPerS.toFixed(0), r.latencyMs.p50.toFixed(0), r.latencyMs.p99.toFixed(0), String(r.errors), r.server.peakRssMiB.toFixed(0), r.server.cpuMsPerRequest.toFixed(2), r.postgresCpuMsPerRequest.toFixed(2), r.server.cpuPercent.toFixed(0), r.postgresCpuPercent.toFixed(0), r.loadGeneratorCpuPercent.toFixed(0), r.otherCpuPercent.toFixed(0), String(r.transactionRetries), ratio];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: string[]) => cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ');
@@ -557,12 +576,14 @@ async function main() {
 
   console.log(`\n${table(results)}\n`);
   console.log('of floor: the page\'s req/s as a share of its floor (same middleware and SQL, fixed string instead of the page).');
+  console.log('ms/req: CPU time per response, node = the app, pg = all PostgreSQL processes (steadier than req/s on shared cores).');
   console.log('CPU %: of one core over the round (2 cores = 200%); node = the app, pg = all PostgreSQL processes, gen = this process');
   console.log('(autocannon), other = everything else on the machine. retries: transactions retried after a serialization failure.');
   const report = {
     label: args.label ?? null,
     at: new Date(started).toISOString(),
     totalSeconds: Math.round((Date.now() - started) / 100) / 10,
+    git: gitState(),
     machine: { ...info, postgres: postgresVersion, loadAverageAtStart: loadAtStart, loadAverageAtEnd: os.loadavg() },
     options: { quick, durationS, warmupS, connections, cycleConnections, poolSize: poolSize ?? 'app default (10)', logLevel: args['log-level'] },
     dataset: { ...sizes, activeRides: data.activeRides, loadSeconds: Math.round(data.seconds * 10) / 10 },

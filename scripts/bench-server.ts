@@ -1,5 +1,6 @@
 import type { Server } from 'node:http';
 import type { Router } from 'express';
+import pg from 'pg';
 import { createApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { openDatabase } from '../src/db/database.js';
@@ -18,6 +19,22 @@ import { currentLocality } from '../src/web/locality.js';
  * Environment: DB_URI, PORT, SECRET_KEY and LOG_LEVEL as for the app; BENCH_POOL_SIZE, the pg pool size.
  */
 const FLOOR = '/__bench/floor';
+
+/** What the app sent to the database, counted for the bench, which asks over IPC ('stats'). */
+const counts = { statements: 0, transactions: 0, sessionReads: 0, sessionWrites: 0 };
+const originalQuery = pg.Client.prototype.query as (...args: unknown[]) => unknown;
+pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+  const first = args[0];
+  const text = (typeof first === 'string' ? first : ((first as { text?: string } | null)?.text ?? '')).trimStart();
+  counts.statements += 1;
+  if (/^(start transaction|begin)\b/i.test(text)) counts.transactions += 1;
+  else if (/^select sess from "?sessions"?/i.test(text)) counts.sessionReads += 1;
+  else if (/^(insert into|update|delete from) "?sessions"?/i.test(text)) counts.sessionWrites += 1;
+  return originalQuery.apply(this, args);
+} as typeof pg.Client.prototype.query;
+process.on('message', (message) => {
+  if (message === 'stats') process.send?.({ ...counts });
+});
 
 function floorRoutes(movr: MovR) {
   return (router: Router) => {

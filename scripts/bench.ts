@@ -190,6 +190,30 @@ interface ServerProcess {
   logFile: string;
 }
 
+interface StatementCounts {
+  statements: number;
+  transactions: number;
+  sessionReads: number;
+  sessionWrites: number;
+}
+
+/** The bench server's counts of what the app sent to the database (scripts/bench-server.ts), over IPC. */
+function statementCounts(server: ServerProcess): Promise<StatementCounts> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the bench server did not answer for its statement counts')), 5000);
+    server.child.once('message', (message) => {
+      clearTimeout(timer);
+      resolve(message as StatementCounts);
+    });
+    server.child.send('stats');
+  });
+}
+
+async function walBytes(client: pg.Client): Promise<number> {
+  const { rows } = await client.query<{ bytes: number }>(`SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::float8 AS bytes`);
+  return rows[0]!.bytes;
+}
+
 async function startServer(dataDir: string, connectionString: string): Promise<ServerProcess> {
   const port = await findFreePort(20_000 + Math.floor(Math.random() * 10_000));
   const logFile = path.join(dataDir, 'server.log');
@@ -197,7 +221,7 @@ async function startServer(dataDir: string, connectionString: string): Promise<S
   const profile = args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${path.join(ROOT, 'test-output/profiles')}`] : [];
   const child = spawn(process.execPath, [...profile, '--import', 'tsx', path.join(ROOT, 'scripts/bench-server.ts')], {
     cwd: ROOT,
-    stdio: ['ignore', log, log],
+    stdio: ['ignore', log, log, 'ipc'],
     env: {
       ...process.env,
       NODE_ENV: 'development',
@@ -330,6 +354,8 @@ interface RoundResult {
   loadGeneratorCpuPercent: number;
   /** Everything else on the machine (other people's test runs share these cores). */
   otherCpuPercent: number;
+  /** Exact counts per response, whatever else runs: what the app sent to PostgreSQL, and the WAL it wrote. */
+  perRequest: { statements: number; transactions: number; sessionReads: number; sessionWrites: number; walBytes: number };
 }
 
 function cycleRequests(prefix: string, byCookie: Map<string, Session>, counters: { cycles: number; unexpected: number }): autocannon.Request[] {
@@ -399,7 +425,7 @@ function fire(options: autocannon.Options): Promise<autocannon.Result> {
   });
 }
 
-async function runRound(server: ServerProcess, postmaster: number, spec: RoundSpec, seconds: number, measure: boolean): Promise<RoundResult | undefined> {
+async function runRound(server: ServerProcess, postmaster: number, client: pg.Client, spec: RoundSpec, seconds: number, measure: boolean): Promise<RoundResult | undefined> {
   checkAborted();
   const counters = { cycles: 0, unexpected: 0 };
   const sessions = spec.sessions ?? [];
@@ -428,6 +454,8 @@ async function runRound(server: ServerProcess, postmaster: number, spec: RoundSp
     }
   }, 100);
   const retriesBefore = await metricValue(server.url, 'movr_transaction_retries_total');
+  const countsBefore = await statementCounts(server);
+  const walBefore = await walBytes(client);
   const before = { node: cpuSeconds(pid), pg: postgresCpuSeconds(postmaster), us: process.cpuUsage(), busy: machineBusySeconds(), at: performance.now() };
   let result: autocannon.Result;
   try {
@@ -440,6 +468,8 @@ async function runRound(server: ServerProcess, postmaster: number, spec: RoundSp
   const cpu = { node: cpuSeconds(pid) - before.node, pg: postgresCpuSeconds(postmaster) - before.pg, gen: (usage.user + usage.system) / 1e6 };
   const others = Math.max(0, machineBusySeconds() - before.busy - cpu.node - cpu.pg - cpu.gen);
   const peakKiB = Math.max(polledPeak, peakReset ? memoryKiB(pid).hwm : 0);
+  const countsAfter = await statementCounts(server);
+  const walAfter = await walBytes(client);
   const retries = (await metricValue(server.url, 'movr_transaction_retries_total')) - retriesBefore;
 
   const statusCounts: Record<string, number> = {};
@@ -448,6 +478,8 @@ async function runRound(server: ServerProcess, postmaster: number, spec: RoundSp
   const unexpectedStatus = spec.path ? responses - (statusCounts['200'] ?? 0) : counters.unexpected;
   const percent = (s: number) => Math.round((s / wall) * 1000) / 10;
   const perRequest = (s: number) => Math.round(((s * 1000) / Math.max(1, responses)) * 100) / 100;
+  // Requests still in flight when autocannon stopped add a little to these counts.
+  const countPerRequest = (key: keyof StatementCounts) => Math.round(((countsAfter[key] - countsBefore[key]) / Math.max(1, responses)) * 100) / 100;
   return {
     round: spec.key,
     name: spec.name,
@@ -468,6 +500,13 @@ async function runRound(server: ServerProcess, postmaster: number, spec: RoundSp
     postgresCpuMsPerRequest: perRequest(cpu.pg),
     loadGeneratorCpuPercent: percent(cpu.gen),
     otherCpuPercent: percent(others),
+    perRequest: {
+      statements: countPerRequest('statements'),
+      transactions: countPerRequest('transactions'),
+      sessionReads: countPerRequest('sessionReads'),
+      sessionWrites: countPerRequest('sessionWrites'),
+      walBytes: Math.round((walAfter - walBefore) / Math.max(1, responses)),
+    },
   };
 }
 
@@ -493,16 +532,27 @@ async function endOpenRides(client: pg.Client, riders: BenchRider[]): Promise<vo
   }
 }
 
+/**
+ * The same starting point for every round: no ride left going, no anonymous session left by the /login rounds
+ * (each of their requests stores one), and a checkpoint, so no round pays for the previous one's writes.
+ */
+async function settle(client: pg.Client, cyclists: BenchRider[]): Promise<void> {
+  await endOpenRides(client, cyclists);
+  await client.query(`DELETE FROM sessions WHERE sess::jsonb -> 'passport' IS NULL`);
+  await client.query('VACUUM (ANALYZE) sessions');
+  await client.query('CHECKPOINT');
+}
+
 // ---- output
 
 function table(results: RoundResult[]): string {
-  const header = ['round', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'peak RSS MiB', 'node ms/req', 'pg ms/req', 'node CPU %', 'pg CPU %', 'gen CPU %', 'other CPU %', 'retries', 'of floor'];
+  const header = ['round', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'peak RSS MiB', 'node ms/req', 'pg ms/req', 'SQL/req', 'sess w/req', 'WAL B/req', 'other CPU %', 'retries', 'of floor'];
   const floors = new Map(results.filter((r) => r.floor).map((r) => [r.round, r]));
   const rows = results.map((r) => {
     const floor = floors.get(r.round);
     const ratio = !r.floor && floor ? `${Math.round((r.requestsPerS / floor.requestsPerS) * 100)}%` : '';
     const name = r.floor ? `  floor ${r.round}` : r.name + (r.cyclesPerS !== undefined ? ` (${r.cyclesPerS} cycles/s)` : '');
-    return [name, r.requestsPerS.toFixed(0), r.latencyMs.p50.toFixed(0), r.latencyMs.p99.toFixed(0), String(r.errors), r.server.peakRssMiB.toFixed(0), r.server.cpuMsPerRequest.toFixed(2), r.postgresCpuMsPerRequest.toFixed(2), r.server.cpuPercent.toFixed(0), r.postgresCpuPercent.toFixed(0), r.loadGeneratorCpuPercent.toFixed(0), r.otherCpuPercent.toFixed(0), String(r.transactionRetries), ratio];
+    return [name, r.requestsPerS.toFixed(0), r.latencyMs.p50.toFixed(0), r.latencyMs.p99.toFixed(0), String(r.errors), r.server.peakRssMiB.toFixed(0), r.server.cpuMsPerRequest.toFixed(2), r.postgresCpuMsPerRequest.toFixed(2), r.perRequest.statements.toFixed(2), r.perRequest.sessionWrites.toFixed(2), String(r.perRequest.walBytes), r.otherCpuPercent.toFixed(0), String(r.transactionRetries), ratio];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: string[]) => cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ');
@@ -564,10 +614,10 @@ async function main() {
   const results: RoundResult[] = [];
   for (const spec of specs) {
     const label = spec.floor ? `floor ${spec.key}` : spec.name;
+    await settle(client, data.cyclists);
+    if (warmupS > 0) await runRound(server, postmaster, client, spec, warmupS, false);
     if (spec.key === 'cycle') await endOpenRides(client, data.cyclists);
-    if (warmupS > 0) await runRound(server, postmaster, spec, warmupS, false);
-    if (spec.key === 'cycle') await endOpenRides(client, data.cyclists);
-    const result = (await runRound(server, postmaster, spec, durationS, true))!;
+    const result = (await runRound(server, postmaster, client, spec, durationS, true))!;
     results.push(result);
     console.log(`${label.padEnd(28)} ${result.requestsPerS.toFixed(0).padStart(6)} req/s  p50 ${result.latencyMs.p50} ms  p99 ${result.latencyMs.p99} ms  errors ${result.errors}`);
     if (server.child.exitCode !== null) throw new Error(`the bench server exited:\n${tail(server.logFile)}`);
@@ -577,8 +627,9 @@ async function main() {
   console.log(`\n${table(results)}\n`);
   console.log('of floor: the page\'s req/s as a share of its floor (same middleware and SQL, fixed string instead of the page).');
   console.log('ms/req: CPU time per response, node = the app, pg = all PostgreSQL processes (steadier than req/s on shared cores).');
-  console.log('CPU %: of one core over the round (2 cores = 200%); node = the app, pg = all PostgreSQL processes, gen = this process');
-  console.log('(autocannon), other = everything else on the machine. retries: transactions retried after a serialization failure.');
+  console.log('SQL/req: statements the app sent per response; sess w/req: session rows written; WAL B/req: WAL bytes written.');
+  console.log('other CPU %: what everything else on the machine took (of one core; 2 cores = 200%); the JSON has the app\'s,');
+  console.log('PostgreSQL\'s and autocannon\'s too. retries: transactions retried after a serialization failure.');
   const report = {
     label: args.label ?? null,
     at: new Date(started).toISOString(),

@@ -1,0 +1,66 @@
+import assert from 'node:assert/strict';
+import { after, before, beforeEach, describe, test } from 'node:test';
+import { sql } from 'kysely';
+import { SESSION_COOKIE, SESSION_RENEW_AFTER_MS } from '../../src/web/session.js';
+import { buildTestApp, signUpAndLogIn, type TestApp } from '../support/app.js';
+import { startTestDatabase, type TestDatabase } from '../support/database.js';
+
+let testDb: TestDatabase;
+let t: TestApp;
+
+before(async () => {
+  testDb = await startTestDatabase();
+  t = buildTestApp(testDb);
+});
+after(() => testDb.stop());
+beforeEach(() => testDb.reset());
+
+const WEEK_MS = 7 * 24 * 3600 * 1000;
+
+/** The logged-in session's row: its stored expiry and xmin, which changes whenever the row is written. */
+async function loggedInRow() {
+  const { rows } = await sql<{ sid: string; expire: Date; version: string; renewedAt: string | null }>`
+    SELECT sid, expire, xmin::text AS version, sess::jsonb ->> 'renewedAt' AS "renewedAt"
+    FROM sessions WHERE sess::jsonb -> 'passport' -> 'user' IS NOT NULL`.execute(testDb.db.kysely);
+  assert.equal(rows.length, 1);
+  return rows[0]!;
+}
+
+describe('session expiry', () => {
+  test('when a logged-in rider browses, then pages leave the session row alone and the cookie still slides', async () => {
+    const agent = t.agent();
+    await signUpAndLogIn(agent, t.movr);
+    // The first page after log-in stores the new session's CSRF token: a real change.
+    assert.equal((await agent.get('/vehicles')).status, 200);
+    const saved = await loggedInRow();
+    for (const page of ['/vehicles', '/rides', '/vehicles']) {
+      const response = await agent.get(page);
+      assert.equal(response.status, 200);
+      const cookie = ([] as string[]).concat(response.headers['set-cookie'] ?? []).find((c) => c.startsWith(`${SESSION_COOKIE}=`));
+      assert.ok(cookie, 'every response renews the cookie (rolling)');
+      const expires = Date.parse(cookie.match(/Expires=([^;]+)/i)![1]!);
+      assert.ok(Math.abs(expires - (Date.now() + WEEK_MS)) < 60_000, 'the cookie lasts a week from now');
+    }
+    assert.equal((await loggedInRow()).version, saved.version, 'no write per page view');
+  });
+
+  test('when the stored session is more than an hour old, then the next request saves it with a new week, once', async () => {
+    const agent = t.agent();
+    await signUpAndLogIn(agent, t.movr);
+    // As if the session had last been saved two hours ago.
+    const aged = new Date(Date.now() + WEEK_MS - 2 * SESSION_RENEW_AFTER_MS);
+    await sql`UPDATE sessions SET expire = ${aged},
+      sess = jsonb_set(sess::jsonb, '{cookie,expires}', to_jsonb(${aged.toISOString()}::text))::json
+      WHERE sess::jsonb -> 'passport' -> 'user' IS NOT NULL`.execute(testDb.db.kysely);
+    const before = await loggedInRow();
+
+    assert.equal((await agent.get('/vehicles')).status, 200);
+    const renewed = await loggedInRow();
+    assert.notEqual(renewed.version, before.version);
+    assert.ok(renewed.renewedAt, 'marked renewed');
+    assert.ok(renewed.expire.getTime() > Date.now() + WEEK_MS - 60_000, `stored expiry slid to a week from now (${renewed.expire.toISOString()})`);
+
+    assert.equal((await agent.get('/vehicles')).status, 200);
+    assert.equal((await loggedInRow()).version, renewed.version, 'and not again on the next request');
+  });
+});

@@ -1,10 +1,10 @@
 import bcrypt from 'bcrypt';
-import { sql } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import { CITIES, type City } from '../regions.js';
 import type { MovrDatabase } from '../db/database.js';
 import { SQLSTATE, sqlState, violatedConstraint } from '../db/errors.js';
-import type { VehicleType } from '../db/schema.js';
-import { runTransaction, type Tx } from '../db/transaction.js';
+import type { Database, VehicleType } from '../db/schema.js';
+import { runStatement, runTransaction, type Tx } from '../db/transaction.js';
 import { ForbiddenError, NotFoundError, RefusedError, UsernameTakenError } from './errors.js';
 import { type Page, type Ride, toUser, toVehicle, type User, type UserRef, type Vehicle } from './models.js';
 
@@ -37,9 +37,10 @@ const VEHICLE_COLUMNS = ['id', 'city', 'type', 'owner_id', 'date_added', 'status
 
 
 /**
- * The backend: each method runs exactly one transaction callback through the retry wrapper. Callbacks only
- * touch the database (hashing happens before), so a retry is safe. Reads and writes name the row's city
- * wherever it is known, so on a partitioned CockroachDB they stay in one region.
+ * The backend: each method runs exactly one callback through the retry wrapper, a transaction or, for a read of
+ * one statement, that statement alone. Callbacks only touch the database (hashing happens before), so a retry
+ * is safe. Reads and writes name the row's city wherever it is known, so on a partitioned CockroachDB they stay
+ * in one region.
  */
 export class MovR {
   private readonly bcryptCost: number;
@@ -55,6 +56,11 @@ export class MovR {
 
   private run<T>(callback: (tx: Tx) => Promise<T>): Promise<T> {
     return runTransaction(this.db, callback);
+  }
+
+  /** A read of exactly one statement, without BEGIN/COMMIT around it (see runStatement). */
+  private read<T>(callback: (db: Kysely<Database>) => Promise<T>): Promise<T> {
+    return runStatement(this.db, callback);
   }
 
   async addUser(input: NewUser): Promise<User> {
@@ -85,8 +91,8 @@ export class MovR {
 
   /** The user whose username and password these are; undefined for an unknown user and a wrong password alike. */
   async authenticate(username: string, password: string): Promise<User | undefined> {
-    const row = await this.run((tx) =>
-      tx.selectFrom('users').select([...USER_COLUMNS, 'password_hash']).where('username', '=', username).executeTakeFirst(),
+    const row = await this.read((db) =>
+      db.selectFrom('users').select([...USER_COLUMNS, 'password_hash']).where('username', '=', username).executeTakeFirst(),
     );
     this.dummyHash ??= bcrypt.hash('movr-dummy-password', this.bcryptCost);
     const matches = await bcrypt.compare(password, row?.password_hash ?? (await this.dummyHash));
@@ -94,8 +100,8 @@ export class MovR {
   }
 
   async getUser(ref: UserRef): Promise<User | undefined> {
-    const row = await this.run((tx) =>
-      tx
+    const row = await this.read((db) =>
+      db
         .selectFrom('users')
         .select(USER_COLUMNS)
         .where('city', '=', ref.city)
@@ -107,15 +113,15 @@ export class MovR {
   }
 
   async getUserByUsername(username: string): Promise<User | undefined> {
-    const row = await this.run((tx) =>
-      tx.selectFrom('users').select(USER_COLUMNS).where('username', '=', username).executeTakeFirst(),
+    const row = await this.read((db) =>
+      db.selectFrom('users').select(USER_COLUMNS).where('username', '=', username).executeTakeFirst(),
     );
     return row && toUser(row);
   }
 
   async getUsers(city: City): Promise<User[]> {
-    const rows = await this.run((tx) =>
-      tx
+    const rows = await this.read((db) =>
+      db
         .selectFrom('users')
         .select(USER_COLUMNS)
         .where('city', '=', city)
@@ -182,8 +188,8 @@ export class MovR {
 
   /** Vehicles of a city that are not removed, newest first, a page at a time. */
   async getVehicles(city: City, page = 1): Promise<Page<Vehicle>> {
-    const rows = await this.run((tx) =>
-      tx
+    const rows = await this.read((db) =>
+      db
         .selectFrom('vehicles')
         .select(VEHICLE_COLUMNS)
         .where('city', '=', city)
@@ -198,8 +204,8 @@ export class MovR {
   }
 
   async getOwnedVehicles(owner: UserRef): Promise<Vehicle[]> {
-    const rows = await this.run((tx) =>
-      tx
+    const rows = await this.read((db) =>
+      db
         .selectFrom('vehicles')
         .select(VEHICLE_COLUMNS)
         .where('city', '=', owner.city)
@@ -309,8 +315,8 @@ export class MovR {
 
   /** The rider's rides, newest first (the most recent RIDES_SHOWN). */
   async getRides(rider: UserRef): Promise<Ride[]> {
-    return this.run((tx) =>
-      ridesQuery(tx)
+    return this.read((db) =>
+      ridesQuery(db)
         .where('rides.rider_city', '=', rider.city)
         .where('rides.rider_id', '=', rider.id)
         .orderBy('rides.start_time', 'desc')
@@ -362,8 +368,8 @@ async function ownsVehicles(tx: Tx, owner: UserRef): Promise<boolean> {
   return vehicle !== undefined;
 }
 
-function ridesQuery(tx: Tx) {
-  return tx
+function ridesQuery(db: Kysely<Database>) {
+  return db
     .selectFrom('rides')
     .innerJoin('vehicles', (join) => join.onRef('vehicles.city', '=', 'rides.city').onRef('vehicles.id', '=', 'rides.vehicle_id'))
     .select([

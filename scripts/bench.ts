@@ -343,6 +343,8 @@ interface RoundResult {
   cyclesPerS?: number;
   latencyMs: { p50: number; p90: number; p99: number; max: number };
   errors: number;
+  /** The cycle's answers that were not the next step's (a refused start, a rides page with no ride to end). */
+  unexpected?: Record<string, number>;
   statusCounts: Record<string, number>;
   connectionErrors: number;
   timeouts: number;
@@ -358,11 +360,22 @@ interface RoundResult {
   perRequest: { statements: number; transactions: number; sessionReads: number; sessionWrites: number; walBytes: number };
 }
 
-function cycleRequests(prefix: string, byCookie: Map<string, Session>, counters: { cycles: number; unexpected: number }): autocannon.Request[] {
+interface CycleCounters {
+  cycles: number;
+  unexpected: number;
+  /** What the unexpected answers were, e.g. 'start: 303 /vehicles'. */
+  reasons: Record<string, number>;
+}
+
+function cycleRequests(prefix: string, byCookie: Map<string, Session>, counters: CycleCounters): autocannon.Request[] {
   const ridesPath = `${prefix}/rides`;
   const location = (headers: Record<string, unknown> | undefined) => headers?.location ?? headers?.Location;
   const riderOf = (request: autocannon.Request) => byCookie.get(String(request.headers?.cookie ?? ''));
   type Context = { rideId?: string };
+  const unexpected = (reason: string) => {
+    counters.unexpected += 1;
+    counters.reasons[reason] = (counters.reasons[reason] ?? 0) + 1;
+  };
   return [
     {
       method: 'POST',
@@ -378,7 +391,7 @@ function cycleRequests(prefix: string, byCookie: Map<string, Session>, counters:
         };
       },
       onResponse: (status, _body, _context, headers) => {
-        if (status !== 303 || location(headers) !== ridesPath) counters.unexpected += 1;
+        if (status !== 303 || location(headers) !== ridesPath) unexpected(`start: ${status} ${String(location(headers) ?? '')}`);
       },
     },
     {
@@ -387,7 +400,7 @@ function cycleRequests(prefix: string, byCookie: Map<string, Session>, counters:
       onResponse: (status, body, context: Context) => {
         const id = status === 200 ? (prefix ? body.trim() : body.match(/action="\/rides\/end\/([0-9a-f-]{36})"/)?.[1]) : undefined;
         if (id && id !== '-') context.rideId = id;
-        else counters.unexpected += 1;
+        else unexpected(`rides page: ${status}${status === 200 ? ' with no ride to end' : ''}`);
       },
     },
     {
@@ -404,7 +417,7 @@ function cycleRequests(prefix: string, byCookie: Map<string, Session>, counters:
       },
       onResponse: (status, _body, _context, headers) => {
         if (status === 303 && location(headers) === ridesPath) counters.cycles += 1;
-        else counters.unexpected += 1;
+        else unexpected(`end: ${status} ${String(location(headers) ?? '')}`);
       },
     },
   ];
@@ -427,7 +440,7 @@ function fire(options: autocannon.Options): Promise<autocannon.Result> {
 
 async function runRound(server: ServerProcess, postmaster: number, client: pg.Client, spec: RoundSpec, seconds: number, measure: boolean): Promise<RoundResult | undefined> {
   checkAborted();
-  const counters = { cycles: 0, unexpected: 0 };
+  const counters: CycleCounters = { cycles: 0, unexpected: 0, reasons: {} };
   const sessions = spec.sessions ?? [];
   let next = 0;
   const options: autocannon.Options = {
@@ -488,7 +501,7 @@ async function runRound(server: ServerProcess, postmaster: number, client: pg.Cl
     durationS: result.duration,
     requests: responses,
     requestsPerS: Math.round((responses / result.duration) * 10) / 10,
-    ...(spec.path ? {} : { cyclesPerS: Math.round((counters.cycles / result.duration) * 10) / 10 }),
+    ...(spec.path ? {} : { cyclesPerS: Math.round((counters.cycles / result.duration) * 10) / 10, unexpected: counters.reasons }),
     latencyMs: { p50: result.latency.p50, p90: result.latency.p90, p99: result.latency.p99, max: result.latency.max },
     errors: unexpectedStatus + result.errors,
     statusCounts,
@@ -616,12 +629,14 @@ async function main() {
     const label = spec.floor ? `floor ${spec.key}` : spec.name;
     await settle(client, data.cyclists);
     if (warmupS > 0) await runRound(server, postmaster, client, spec, warmupS, false);
+    // autocannon stops without waiting for the answers in flight: let them land before ending their rides.
+    if (spec.key === 'cycle') await sleep(1000);
     if (spec.key === 'cycle') await endOpenRides(client, data.cyclists);
     const result = (await runRound(server, postmaster, client, spec, durationS, true))!;
     results.push(result);
     console.log(`${label.padEnd(28)} ${result.requestsPerS.toFixed(0).padStart(6)} req/s  p50 ${result.latencyMs.p50} ms  p99 ${result.latencyMs.p99} ms  errors ${result.errors}`);
     if (server.child.exitCode !== null) throw new Error(`the bench server exited:\n${tail(server.logFile)}`);
-    if (spec.key === 'cycle') await sleep(300); // requests in flight when autocannon stopped
+    if (spec.key === 'cycle') await sleep(1000); // requests in flight when autocannon stopped
   }
 
   console.log(`\n${table(results)}\n`);

@@ -55,26 +55,12 @@ export async function runTransaction<T>(
   callback: (tx: Tx) => Promise<T>,
   options: Partial<RetryOptions> = {},
 ): Promise<T> {
-  const attempts = new Attempts({ ...DEFAULT_RETRY, ...context.retry, ...options }, context.stats);
-  for (;;) {
-    try {
-      const result = await context.kysely
-        .transaction()
-        .setIsolationLevel('serializable')
-        .execute((trx) =>
-          context.kind === 'cockroachdb' ? withRestartSavepoint(trx, callback, attempts) : attempts.run(() => callback(trx)),
-        );
-      context.stats.committed += 1;
-      return result;
-    } catch (error) {
-      try {
-        await attempts.afterFailure(error);
-      } catch (final) {
-        context.stats.failed += 1;
-        throw final;
-      }
-    }
-  }
+  return withRetries(context, options, (attempts) =>
+    context.kysely
+      .transaction()
+      .setIsolationLevel('serializable')
+      .execute((trx) => (context.kind === 'cockroachdb' ? withRestartSavepoint(trx, callback, attempts) : attempts.run(() => callback(trx)))),
+  );
 }
 
 /**
@@ -90,10 +76,19 @@ export async function runStatement<T>(
   callback: (db: Kysely<Database>) => Promise<T>,
   options: Partial<RetryOptions> = {},
 ): Promise<T> {
+  return withRetries(context, options, (attempts) => attempts.run(() => callback(context.kysely)));
+}
+
+/** Runs `once` until it succeeds or `Attempts` says to stop, counting how it ended. */
+async function withRetries<T>(
+  context: TransactionContext,
+  options: Partial<RetryOptions>,
+  once: (attempts: Attempts) => Promise<T>,
+): Promise<T> {
   const attempts = new Attempts({ ...DEFAULT_RETRY, ...context.retry, ...options }, context.stats);
   for (;;) {
     try {
-      const result = await attempts.run(() => callback(context.kysely));
+      const result = await once(attempts);
       context.stats.committed += 1;
       return result;
     } catch (error) {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { sql } from 'kysely';
 import type { NewVehicleRow } from '../../src/db/schema.js';
-import { type Agent, buildTestApp, csrfToken, formPost, type Rider, signUpAndLogIn, type TestApp } from '../support/app.js';
+import { type Agent, buildTestApp, csrfToken, formPost, type Rider, signUpAndLogIn, type TestApp, insertVehicle as insertVehicleFor } from '../support/app.js';
 import { startTestDatabase, type TestDatabase } from '../support/database.js';
 
 let testDb: TestDatabase;
@@ -15,14 +15,7 @@ before(async () => {
 after(() => testDb.stop());
 beforeEach(() => testDb.reset());
 
-async function insertVehicle(owner: Rider, fields: Partial<NewVehicleRow> = {}): Promise<string> {
-  const row = await testDb.db.kysely
-    .insertInto('vehicles')
-    .values({ city: owner.city, owner_id: owner.id, type: 'scooter', color: 'red', brand: 'Vespa', last_location: 'Union Square', ...fields })
-    .returning('id')
-    .executeTakeFirstOrThrow();
-  return row.id;
-}
+const insertVehicle = (owner: Rider, fields: Partial<NewVehicleRow> = {}) => insertVehicleFor(testDb, owner, { type: 'scooter', color: 'red', brand: 'Vespa', last_location: 'Union Square', ...fields });
 
 const vehicleRow = (id: string) =>
   testDb.db.kysely.selectFrom('vehicles').select(['status', 'last_location']).where('id', '=', id).executeTakeFirstOrThrow();

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { sql } from 'kysely';
 import type { NewVehicleRow } from '../../src/db/schema.js';
-import { buildTestApp, formPost, logIn, type Rider, signUpAndLogIn, type TestApp } from '../support/app.js';
+import { buildTestApp, formPost, logIn, type Rider, signUpAndLogIn, type TestApp, insertVehicle as insertVehicleFor } from '../support/app.js';
 import { startTestDatabase, type TestDatabase } from '../support/database.js';
 
 let testDb: TestDatabase;
@@ -15,15 +15,7 @@ before(async () => {
 after(() => testDb.stop());
 beforeEach(() => testDb.reset());
 
-async function insertVehicle(owner: Rider, fields: Partial<NewVehicleRow> = {}): Promise<string> {
-  const row = await testDb.db.kysely
-    .insertInto('vehicles')
-    .values({ city: owner.city, owner_id: owner.id, type: 'bike', color: 'black', brand: '', last_location: 'Harbour', ...fields })
-    .returning('id')
-    .executeTakeFirstOrThrow();
-  await testDb.db.kysely.updateTable('users').set({ is_owner: true }).where('id', '=', owner.id).execute();
-  return row.id;
-}
+const insertVehicle = (owner: Rider, fields: Partial<NewVehicleRow> = {}) => insertVehicleFor(testDb, owner, { type: 'bike', color: 'black', brand: '', last_location: 'Harbour', ...fields });
 
 const userRow = (rider: Rider) =>
   testDb.db.kysely.selectFrom('users').select(['username', 'password_hash', 'email', 'first_name', 'is_owner']).where('id', '=', rider.id).executeTakeFirstOrThrow();

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import type { NewVehicleRow } from '../../src/db/schema.js';
-import { buildTestApp, csrfToken, formPost, type Rider, signUpAndLogIn, type TestApp } from '../support/app.js';
+import { buildTestApp, csrfToken, formPost, type Rider, signUpAndLogIn, type TestApp, insertVehicle as insertVehicleFor } from '../support/app.js';
 import { startTestDatabase, type TestDatabase } from '../support/database.js';
 
 let testDb: TestDatabase;
@@ -15,14 +15,7 @@ after(() => testDb.stop());
 beforeEach(() => testDb.reset());
 
 /** Puts a vehicle straight into the database, in its owner's home city unless told otherwise. */
-async function insertVehicle(owner: Rider, fields: Partial<NewVehicleRow> = {}): Promise<string> {
-  const row = await testDb.db.kysely
-    .insertInto('vehicles')
-    .values({ city: owner.city, owner_id: owner.id, type: 'scooter', color: 'red', brand: '', last_location: 'Main Street', ...fields })
-    .returning('id')
-    .executeTakeFirstOrThrow();
-  return row.id;
-}
+const insertVehicle = (owner: Rider, fields: Partial<NewVehicleRow> = {}) => insertVehicleFor(testDb, owner, fields);
 
 const vehicleRow = (id: string) =>
   testDb.db.kysely.selectFrom('vehicles').select(['city', 'status', 'owner_id', 'type', 'color', 'brand', 'last_location']).where('id', '=', id).executeTakeFirstOrThrow();

@@ -4,6 +4,7 @@ import type TestAgent from 'supertest/lib/agent.js';
 import { createApp, type RateLimits } from '../../src/app.js';
 import { type Config, loadConfig } from '../../src/config.js';
 import type { MovrDatabase } from '../../src/db/database.js';
+import type { NewVehicleRow } from '../../src/db/schema.js';
 import { MovR } from '../../src/movr/movr.js';
 import type { City } from '../../src/regions.js';
 import type { TestDatabase } from './database.js';
@@ -75,4 +76,15 @@ export async function logIn(agent: Agent, username: string, password: string) {
 export async function formPost(agent: Agent, path: string, fields: Record<string, string> = {}, from = '/register') {
   const _csrf = await csrfToken(agent, from);
   return agent.post(path).type('form').send({ _csrf, ...fields });
+}
+
+/** Puts a vehicle straight into the database for a rider (marked an owner), returning its id. */
+export async function insertVehicle(testDb: TestDatabase, owner: Rider, fields: Partial<NewVehicleRow> = {}): Promise<string> {
+  const row = await testDb.db.kysely
+    .insertInto('vehicles')
+    .values({ city: owner.city, owner_id: owner.id, type: 'scooter', color: 'red', brand: '', last_location: 'Main Street', ...fields })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  await testDb.db.kysely.updateTable('users').set({ is_owner: true }).where('city', '=', owner.city).where('id', '=', owner.id).execute();
+  return row.id;
 }

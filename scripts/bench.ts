@@ -59,8 +59,8 @@ if (args.help) {
 
 const quick = args.quick;
 const sizes = quick ? QUICK_SIZES : FULL_SIZES;
-const durationS = Number(args.duration ?? (quick ? 3 : 15));
-const warmupS = Number(args.warmup ?? (quick ? 1 : 3));
+const durationS = Number(args.duration ?? (quick ? 2.5 : 15));
+const warmupS = Number(args.warmup ?? (quick ? 0.5 : 3));
 const connections = Number(args.connections ?? 20);
 const cycleConnections = Number(args['cycle-connections'] ?? 50);
 const poolSize = args.pool ? Number(args.pool) : undefined;

@@ -1,13 +1,11 @@
 import assert from 'node:assert/strict';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { after, before, describe, test } from 'node:test';
 import request from 'supertest';
 import { PROJECT_ROOT } from '../../src/config.js';
 import { VEHICLE_TYPES } from '../../src/db/schema.js';
 import { parseCity } from '../../src/regions.js';
-import { type Agent, buildTestApp, csrfFrom, formPost, logIn, signUpAndLogIn, type TestApp } from '../support/app.js';
+import { type Agent, buildTestApp, csrfFrom, formPost, logIn, signUpAndLogIn, type TestApp, listen, type Listening } from '../support/app.js';
 import { startTestDatabase, type TestDatabase } from '../support/database.js';
 
 const SCRIPT = '<script>alert(1)</script>';
@@ -146,20 +144,18 @@ function assertShownEscaped(html: string, stored: string, what: string) {
 
 let testDb: TestDatabase;
 let t: TestApp;
-let server: Server;
+let server: Listening | undefined;
 let baseUrl: string;
 const agentFor = () => request.agent(baseUrl);
 
 before(async () => {
   testDb = await startTestDatabase();
   t = buildTestApp(testDb, { rateLimits: { failedLogins: 100_000, registrations: 100_000 } });
-  server = t.app.listen(0, '127.0.0.1');
-  await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
-  baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  server = await listen(t.app);
+  baseUrl = server.url;
 });
 after(async () => {
-  server?.closeAllConnections();
-  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  await server?.close();
   await testDb?.stop();
 });
 

@@ -1,11 +1,9 @@
 import assert from 'node:assert/strict';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
 import request from 'supertest';
-import { type Agent, buildTestApp, csrfFrom, formPost, signUpAndLogIn, type TestApp } from '../support/app.js';
+import { type Agent, buildTestApp, csrfFrom, formPost, signUpAndLogIn, type TestApp, listen, type Listening } from '../support/app.js';
 import { startTestDatabase, type TestDatabase } from '../support/database.js';
 
 const RIDERS = 40;
@@ -15,19 +13,17 @@ const CITY = 'new york';
 
 let testDb: TestDatabase;
 let t: TestApp;
-let server: Server;
+let server: Listening | undefined;
 let baseUrl: string;
 
 before(async () => {
   testDb = await startTestDatabase();
   t = buildTestApp(testDb);
-  server = t.app.listen(0, '127.0.0.1');
-  await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
-  baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  server = await listen(t.app);
+  baseUrl = server.url;
 });
 after(async () => {
-  server?.closeAllConnections();
-  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  await server?.close();
   await testDb?.stop();
 });
 

@@ -1,7 +1,5 @@
 import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -15,7 +13,7 @@ import { type MovrDatabase, openDatabase } from '../../src/db/database.js';
 import { type EmbeddedPostgres, findFreePort, startEmbeddedPostgres } from '../../src/db/embedded-postgres.js';
 import { migrateToLatest } from '../../src/db/migrate.js';
 import { MovR } from '../../src/movr/movr.js';
-import { type Agent, csrfFrom, signUpAndLogIn } from '../support/app.js';
+import { type Agent, csrfFrom, signUpAndLogIn, listen, type Listening } from '../support/app.js';
 
 /** No request may take longer than this, whatever the database is doing. */
 const BOUND_MS = 5_000;
@@ -30,7 +28,7 @@ let pg: EmbeddedPostgres;
 let port: number;
 let db: MovrDatabase;
 let movr: MovR;
-let server: Server;
+let server: Listening | undefined;
 let baseUrl: string;
 /** Every server handle started, so after() stops whichever is running. */
 const servers: EmbeddedPostgres[] = [];
@@ -52,16 +50,12 @@ before(async () => {
   movr = new MovR(db, { bcryptCost: 4 });
   const config = loadConfig({ NODE_ENV: 'test', SECRET_KEY: 'test-secret-that-is-at-least-32-characters', MOVR_DATA_DIR: '/nonexistent' });
   const app = createApp({ config, db, movr, logger: pino({ level: 'silent' }), rateLimits: { registrations: 1000 } });
-  server = app.listen(0, '127.0.0.1');
-  await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
-  baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  server = await listen(app);
+  baseUrl = server.url;
 });
 
 after(async () => {
-  if (server) {
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
+  await server?.close();
   await db?.close().catch(() => {});
   await Promise.allSettled(servers.map((handle) => handle.stop()));
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });

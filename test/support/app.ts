@@ -1,3 +1,4 @@
+import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import request from 'supertest';
 import type TestAgent from 'supertest/lib/agent.js';
@@ -87,4 +88,22 @@ export async function insertVehicle(testDb: TestDatabase, owner: Rider, fields: 
     .executeTakeFirstOrThrow();
   await testDb.db.kysely.updateTable('users').set({ is_owner: true }).where('city', '=', owner.city).where('id', '=', owner.id).execute();
   return row.id;
+}
+
+export interface Listening {
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+/** Serves an app on a free loopback port, for tests that need real sockets rather than supertest's. */
+export async function listen(app: ReturnType<typeof createApp>): Promise<Listening> {
+  const server = app.listen(0, '127.0.0.1');
+  await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
 }

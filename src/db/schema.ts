@@ -1,4 +1,4 @@
-import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
 import type { City } from '../regions.js';
 
 /** The one description of MovR's tables: migrations, queries and the CockroachDB DDL agree with it. */
@@ -78,5 +78,3 @@ export type UserRow = Selectable<UsersTable>;
 export type NewUserRow = Insertable<UsersTable>;
 export type VehicleRow = Selectable<VehiclesTable>;
 export type NewVehicleRow = Insertable<VehiclesTable>;
-export type VehicleUpdate = Updateable<VehiclesTable>;
-export type RideRow = Selectable<RidesTable>;

@@ -60,12 +60,12 @@ function classify(error: unknown): Classified {
     return { status: 503, message: 'We could not confirm whether that went through. Check your rides before trying again.' };
   }
   // body-parser, csrf-sync and http-errors set a 4xx status with a safe message (413, 400, 403).
-  const status = (error as { status?: unknown; statusCode?: unknown } | null)?.status ?? (error as { statusCode?: unknown } | null)?.statusCode;
-  if (typeof status === 'number' && status >= 400 && status < 500) {
-    const code = (error as { code?: unknown }).code;
+  const { status, statusCode, code } = (error ?? {}) as { status?: unknown; statusCode?: unknown; code?: unknown };
+  const httpStatus = status ?? statusCode;
+  if (typeof httpStatus === 'number' && httpStatus >= 400 && httpStatus < 500) {
     if (code === 'EBADCSRFTOKEN') return { status: 403, message: 'This form has expired or did not come from MovR. Go back, reload the page and try again.' };
-    if (status === 413) return { status, message: 'That request is too large.' };
-    return { status, message: TITLES[status] ?? 'That request could not be handled.' };
+    if (httpStatus === 413) return { status: 413, message: 'That request is too large.' };
+    return { status: httpStatus, message: TITLES[httpStatus] ?? 'That request could not be handled.' };
   }
   return { status: 500, message: 'Something went wrong on our side.' };
 }

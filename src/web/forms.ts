@@ -69,9 +69,6 @@ export const cityParam = z.string().transform((value, ctx) => parseCity(value) ?
 /** `?page=N`: digits only, 1 to 100000; absent means 1. */
 export const pageQuery = z.union([z.undefined(), z.string().regex(/^[1-9]\d{0,4}$|^100000$/).transform(Number)]);
 
-export type LoginForm = z.infer<typeof loginForm>;
-export type RegisterForm = z.infer<typeof registerForm>;
-export type VehicleForm = z.infer<typeof vehicleForm>;
 
 export type FieldErrors = Record<string, string>;
 

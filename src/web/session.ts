@@ -70,7 +70,7 @@ function renewSession(req: Request, _res: Response, next: NextFunction): void {
  *   FLOAT, INT, DECIMAL and STRING overloads; the cast suits PostgreSQL's single to_timestamp(float8) too;
  * - each of its statements is a SERIALIZABLE transaction of its own, which may fail with 40001 under load, and
  *   express-session would then drop the write (a lost log-in or flash). They are idempotent (select, upsert,
- *   touch, delete), so they are run again, with the transactions' backoff.
+ *   delete), so they are run again, with the transactions' backoff.
  */
 export function sessionStorePool(pool: pg.Pool): pg.Pool {
   const query = async (text: string, params?: unknown[]) => {

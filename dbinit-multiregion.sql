@@ -130,18 +130,36 @@ WHERE end_time IS NULL;
 CREATE UNIQUE INDEX rides_one_active_per_rider_idx ON rides (rider_city, rider_id)
 WHERE end_time IS NULL;
 
--- connect-pg-simple's layout. A session belongs to no city: REGIONAL BY ROW with the default crdb_region column
+-- Logged-in sessions (src/web/session-store.ts). A session belongs to no city: REGIONAL BY ROW with the default crdb_region column
 -- homes it in the region of the gateway that created it, the rider's nearest one (https://www.cockroachlabs.com/docs/v23.1/alter-table#crdb_region).
 -- Lookups by sid search that region first; a new sid is checked for uniqueness across regions (https://www.cockroachlabs.com/docs/v23.1/cost-based-optimizer#locality-optimized-search-in-multi-region-clusters).
 CREATE TABLE sessions (
     sid STRING NOT NULL,
     sess JSONB NOT NULL,
     expire TIMESTAMP(6) NOT NULL,
+    user_city STRING,
+    user_id UUID,
+    revoked BOOL NOT NULL DEFAULT false,
     CONSTRAINT sessions_pkey PRIMARY KEY (sid)
 ) LOCALITY REGIONAL BY ROW;
 
--- connect-pg-simple prunes expired sessions by expire.
+-- Expired sessions are pruned by expire.
 CREATE INDEX sessions_expire_idx ON sessions (expire);
+
+-- Account deletion revokes all of a user's sessions through this index.
+CREATE INDEX sessions_user_idx ON sessions (user_city, user_id);
+
+-- Log-in and sign-up counters shared by every instance: homed in the region of the gateway that first counted
+-- the key, where that client's next attempts arrive (https://www.cockroachlabs.com/docs/v23.1/alter-table#crdb_region).
+CREATE TABLE rate_limits (
+    key STRING NOT NULL,
+    hits INT NOT NULL,
+    reset_at TIMESTAMPTZ NOT NULL,
+    CONSTRAINT rate_limits_pkey PRIMARY KEY (key)
+) LOCALITY REGIONAL BY ROW;
+
+-- Expired counters are pruned by reset_at.
+CREATE INDEX rate_limits_reset_at_idx ON rate_limits (reset_at);
 
 -- The app reads it at start in every region and it changes once per schema version: GLOBAL, for local reads
 -- everywhere (https://www.cockroachlabs.com/docs/v23.1/table-localities#global-tables).
@@ -150,4 +168,4 @@ CREATE TABLE schema_info (
     CONSTRAINT schema_info_pkey PRIMARY KEY (version)
 ) LOCALITY GLOBAL;
 
-INSERT INTO schema_info (version) VALUES (1);
+INSERT INTO schema_info (version) VALUES (2);

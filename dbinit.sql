@@ -168,23 +168,40 @@ ALTER PARTITION us_east OF INDEX rides@rides_one_active_per_rider_idx CONFIGURE 
 ALTER PARTITION us_west OF INDEX rides@rides_one_active_per_rider_idx CONFIGURE ZONE USING constraints = '[+region=gcp-us-west1]';
 ALTER PARTITION europe_west OF INDEX rides@rides_one_active_per_rider_idx CONFIGURE ZONE USING constraints = '[+region=gcp-europe-west1]';
 
--- connect-pg-simple's layout. A session belongs to no city, so it is not partitioned: it lives in the default
+-- Logged-in sessions (src/web/session-store.ts). A session belongs to no city, so it is not partitioned: it lives in the default
 -- replication zone, replicas wherever the allocator puts them (https://www.cockroachlabs.com/docs/v23.1/configure-replication-zones).
 CREATE TABLE sessions (
     sid STRING NOT NULL,
     sess JSONB NOT NULL,
     expire TIMESTAMP(6) NOT NULL,
+    user_city STRING,
+    user_id UUID,
+    revoked BOOL NOT NULL DEFAULT false,
     CONSTRAINT sessions_pkey PRIMARY KEY (sid)
 );
 
--- connect-pg-simple prunes expired sessions by expire.
+-- Expired sessions are pruned by expire.
 CREATE INDEX sessions_expire_idx ON sessions (expire);
 
--- The app reads it at start and refuses to run when it is missing or older than version 1.
+-- Account deletion revokes all of a user's sessions through this index.
+CREATE INDEX sessions_user_idx ON sessions (user_city, user_id);
+
+-- Log-in and sign-up counters shared by every instance; keyed by client, not city: the default zone.
+CREATE TABLE rate_limits (
+    key STRING NOT NULL,
+    hits INT NOT NULL,
+    reset_at TIMESTAMPTZ NOT NULL,
+    CONSTRAINT rate_limits_pkey PRIMARY KEY (key)
+);
+
+-- Expired counters are pruned by reset_at.
+CREATE INDEX rate_limits_reset_at_idx ON rate_limits (reset_at);
+
+-- The app reads it at start and refuses to run when it is missing or older than version 2.
 -- Not partitioned: it lives in the default replication zone.
 CREATE TABLE schema_info (
     version INT NOT NULL,
     CONSTRAINT schema_info_pkey PRIMARY KEY (version)
 );
 
-INSERT INTO schema_info (version) VALUES (1);
+INSERT INTO schema_info (version) VALUES (2);

@@ -174,8 +174,24 @@ export function cockroachSchema(layout: readonly RegionLayout[] = regionLayout()
     {
       name: 'sessions',
       byCity: false,
-      columns: [col('sid', 'STRING', true), col('sess', 'JSONB', true), col('expire', 'TIMESTAMP(6)', true)],
+      columns: [
+        col('sid', 'STRING', true),
+        col('sess', 'JSONB', true),
+        col('expire', 'TIMESTAMP(6)', true),
+        col('user_city', 'STRING', false),
+        col('user_id', 'UUID', false),
+        col('revoked', 'BOOL', true, 'false'),
+      ],
       primaryKey: ['sid'],
+      checks: [],
+      uniques: [],
+      foreignKeys: [],
+    },
+    {
+      name: 'rate_limits',
+      byCity: false,
+      columns: [col('key', 'STRING', true), col('hits', 'INT', true), col('reset_at', 'TIMESTAMPTZ', true)],
+      primaryKey: ['key'],
       checks: [],
       uniques: [],
       foreignKeys: [],
@@ -235,7 +251,21 @@ export function cockroachSchema(layout: readonly RegionLayout[] = regionLayout()
       table: 'sessions',
       unique: false,
       columns: ['expire'],
-      purpose: 'connect-pg-simple prunes expired sessions by expire.',
+      purpose: 'Expired sessions are pruned by expire.',
+    },
+    {
+      name: 'sessions_user_idx',
+      table: 'sessions',
+      unique: false,
+      columns: ['user_city', 'user_id'],
+      purpose: "Account deletion revokes all of a user's sessions through this index.",
+    },
+    {
+      name: 'rate_limits_reset_at_idx',
+      table: 'rate_limits',
+      unique: false,
+      columns: ['reset_at'],
+      purpose: 'Expired counters are pruned by reset_at.',
     },
   ];
   return { tables, indexes };
@@ -415,12 +445,20 @@ function render(mode: Mode, layout: readonly RegionLayout[]): string {
         before.push(`-- ${DOCS}/create-table#create-a-table-with-a-regional-by-row-locality-using-a-custom-region-column`);
         suffix = ' LOCALITY REGIONAL BY ROW AS region';
       }
+    } else if (table.name === 'rate_limits') {
+      before.push(
+        mode === 'partitioned'
+          ? '-- Log-in and sign-up counters shared by every instance; keyed by client, not city: the default zone.'
+          : '-- Log-in and sign-up counters shared by every instance: homed in the region of the gateway that first counted\n' +
+              `-- the key, where that client's next attempts arrive (${DOCS}/alter-table#crdb_region).`,
+      );
+      if (mode === 'multiRegion') suffix = ' LOCALITY REGIONAL BY ROW';
     } else if (table.name === 'sessions') {
       before.push(
         mode === 'partitioned'
-          ? "-- connect-pg-simple's layout. A session belongs to no city, so it is not partitioned: it lives in the default\n" +
+          ? "-- Logged-in sessions (src/web/session-store.ts). A session belongs to no city, so it is not partitioned: it lives in the default\n" +
               `-- replication zone, replicas wherever the allocator puts them (${DOCS}/configure-replication-zones).`
-          : "-- connect-pg-simple's layout. A session belongs to no city: REGIONAL BY ROW with the default crdb_region column\n" +
+          : "-- Logged-in sessions (src/web/session-store.ts). A session belongs to no city: REGIONAL BY ROW with the default crdb_region column\n" +
               "-- homes it in the region of the gateway that created it, the rider's nearest one (" +
               `${DOCS}/alter-table#crdb_region).\n` +
               '-- Lookups by sid search that region first; a new sid is checked for uniqueness across regions' +

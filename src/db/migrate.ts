@@ -1,11 +1,14 @@
 import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
 import * as initial from './migrations/001-initial.js';
+import * as fleet from './migrations/002-fleet.js';
 import { type Database, SCHEMA_VERSION } from './schema.js';
 import type { MovrDatabase } from './database.js';
 import { SQLSTATE, sqlState } from './errors.js';
 
-const MIGRATIONS: Record<string, Migration> = {
+/** Every migration in order; each is frozen once released, and a schema change is a new one. */
+export const MIGRATIONS: Record<string, Migration> = {
   '001-initial': initial,
+  '002-fleet': fleet,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

@@ -11,7 +11,7 @@ export const VEHICLE_STATUSES = ['available', 'in_use', 'removed'] as const;
 export type VehicleStatus = (typeof VEHICLE_STATUSES)[number];
 
 /** Bump when the schema changes; CockroachDB DDL files record it in `schema_info` and the app checks it at start. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 /** A timestamptz the database fills in by default. */
 type DefaultTimestamp = ColumnType<Date, Date | string | undefined, Date | string>;
@@ -55,11 +55,21 @@ export interface RidesTable {
   length: ColumnType<unknown, unknown, unknown>;
 }
 
-/** connect-pg-simple's table layout. */
+/** Logged-in sessions only (see web/session-store.ts); a revoked row is a tombstone until it expires. */
 export interface SessionsTable {
   sid: string;
   sess: unknown;
   expire: ColumnType<Date, Date | string, Date | string>;
+  user_city: City | null;
+  user_id: string | null;
+  revoked: Generated<boolean>;
+}
+
+/** Hits per limiter key (e.g. failed log-ins of one username from one client) until reset_at. */
+export interface RateLimitsTable {
+  key: string;
+  hits: number;
+  reset_at: ColumnType<Date, Date | string, Date | string>;
 }
 
 export interface SchemaInfoTable {
@@ -71,6 +81,7 @@ export interface Database {
   vehicles: VehiclesTable;
   rides: RidesTable;
   sessions: SessionsTable;
+  rate_limits: RateLimitsTable;
   schema_info: SchemaInfoTable;
 }
 

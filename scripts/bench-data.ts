@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import bcrypt from 'bcrypt';
+import { hashPassword } from '../src/movr/passwords.js';
 import { VEHICLE_TYPES } from '../src/db/schema.js';
 import { CITIES, type City } from '../src/regions.js';
 
@@ -90,7 +90,7 @@ export async function loadBenchData(db: Queryable, sizes: BenchSizes): Promise<B
   }
   const started = performance.now();
   // Cost 4 keeps logging in the bench's riders cheap; the app's own cost (12) applies to hashes it makes.
-  const passwordHash = await bcrypt.hash(BENCH_PASSWORD, 4);
+  const passwordHash = await hashPassword(BENCH_PASSWORD, 4);
   const userGroups = Math.floor(U / 9); // owner 9k + m, k < userGroups, is in CITIES[m] and below U
   const otherGroups = Math.floor((U - RESERVED_USERS) / 9);
   const vehicleSpan = V - RESERVED_VEHICLES;

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
-import { csrfSync } from 'csrf-sync';
+import cookieParser from 'cookie-parser';
+import { doubleCsrf } from 'csrf-csrf';
 import express, { type Express, Router } from 'express';
-import { ipKeyGenerator, rateLimit } from 'express-rate-limit';
 import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
 import { type Config, PROJECT_ROOT } from './config.js';
@@ -16,7 +16,8 @@ import { errorHandler, HttpError } from './web/errors.js';
 import { type FlashMessage, takeFlash } from './web/flash.js';
 import { formatDate, formatDateTime, formatDuration, STATUS_LABELS, titleCase } from './web/format.js';
 import { currentLocality, locality } from './web/locality.js';
-import { createMetrics } from './web/metrics.js';
+import { createMetrics, type Metrics } from './web/metrics.js';
+import { createLimiters, DEFAULT_RATE_LIMITS, type RateLimits } from './web/limits.js';
 import { authRoutes } from './web/routes/auth.js';
 import { cityRoutes } from './web/routes/city.js';
 import { healthRoutes } from './web/routes/health.js';
@@ -24,17 +25,15 @@ import { rideRoutes } from './web/routes/rides.js';
 import { userRoutes } from './web/routes/users.js';
 import { vehicleRoutes } from './web/routes/vehicles.js';
 import { saveSessionBeforeRedirect } from './web/save-before-redirect.js';
+import { DatabaseSessionStore } from './web/session-store.js';
 import { sessionMiddleware } from './web/session.js';
 
-export interface RateLimits {
-  /** Failed log-ins allowed per username and client in the window. */
-  failedLogins: number;
-  /** Sign-ups allowed per client in the window. */
-  registrations: number;
-  windowMs: number;
-}
+export { DEFAULT_RATE_LIMITS, type RateLimits };
 
-export const DEFAULT_RATE_LIMITS: RateLimits = { failedLogins: 10, registrations: 10, windowMs: 15 * 60 * 1000 };
+/** What the server tells the app about its own life: from a shutdown signal on, `draining` is true. */
+export interface Lifecycle {
+  draining: boolean;
+}
 
 export interface AppDependencies {
   config: Config;
@@ -42,6 +41,9 @@ export interface AppDependencies {
   movr: MovR;
   logger: Logger;
   rateLimits?: Partial<RateLimits>;
+  /** Built by the server, which serves it on METRICS_PORT; a fresh one otherwise. */
+  metrics?: Metrics;
+  lifecycle?: Lifecycle;
   /**
    * Routes added behind the whole middleware stack (session, CSRF, passport, locals), before the app's own
    * routers. Only `npm run bench` uses it, for its floor handlers; the app never sets it.
@@ -52,13 +54,19 @@ export interface AppDependencies {
 const CITY_GROUPS = REGION_NAMES.map((region) => ({ region, label: REGIONS[region].label, cities: citiesOf(region) }));
 
 /** Builds the Express app: middleware order, routers, 404 and error page. Never listens. */
-export function createApp({ config, db, movr, logger, rateLimits, extraRoutes }: AppDependencies): Express {
-  const limits = { ...DEFAULT_RATE_LIMITS, ...rateLimits };
+export function createApp({ config, db, movr, logger, rateLimits, extraRoutes, metrics = createMetrics(db.stats), lifecycle = { draining: false } }: AppDependencies): Express {
   const app = express();
-  const metrics = createMetrics(db.stats);
   const passport = createPassport(movr);
-  const { csrfSynchronisedProtection } = csrfSync({
-    getTokenFromRequest: (req) => (typeof req.body?._csrf === 'string' ? req.body._csrf : undefined),
+  const sessionStore = new DatabaseSessionStore(db);
+  const limiters = createLimiters(db, { ...DEFAULT_RATE_LIMITS, ...rateLimits });
+  // Double-submit cookie: the log-in and sign-up forms are protected without a stored session. A logged-in
+  // rider's token is bound to their session id, so it dies with the session.
+  const { doubleCsrfProtection, generateCsrfToken } = doubleCsrf({
+    getSecret: () => config.secretKey,
+    getSessionIdentifier: (req) => (req.session?.passport?.user ? req.sessionID : ''),
+    cookieName: config.isProduction ? '__Host-movr.csrf' : 'movr.csrf',
+    cookieOptions: { sameSite: 'strict', secure: config.isProduction, httpOnly: true, path: '/' },
+    getCsrfTokenFromRequest: (req) => (typeof req.body?._csrf === 'string' ? req.body._csrf : undefined),
   });
 
   app.set('trust proxy', config.trustProxy);
@@ -81,6 +89,11 @@ export function createApp({ config, db, movr, logger, rateLimits, extraRoutes }:
       autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' || req.url?.startsWith('/static/') === true },
     }),
   );
+  app.use((_req, res, next) => {
+    // Draining for a rolling update: each connection serves this response and closes, so clients move on.
+    if (lifecycle.draining) res.set('Connection', 'close');
+    next();
+  });
   app.use(metrics.observeRequests);
   app.use(
     helmet({
@@ -98,17 +111,25 @@ export function createApp({ config, db, movr, logger, rateLimits, extraRoutes }:
 
   app.use('/static', express.static(path.join(PROJECT_ROOT, 'public'), { maxAge: config.isProduction ? '1d' : 0 }));
   app.use('/static/vendor/bootstrap', express.static(path.join(PROJECT_ROOT, 'node_modules/bootstrap/dist'), { maxAge: '7d' }));
-  app.use(healthRoutes(db, metrics));
+  app.use(healthRoutes(db, lifecycle));
 
+  app.use((_req, res, next) => {
+    // Pages may hold personal data and CSRF tokens: never kept by the browser or a proxy (Back after log-out).
+    res.set('Cache-Control', 'no-store');
+    next();
+  });
   app.use(express.urlencoded({ extended: false, limit: '100kb', parameterLimit: 100 }));
-  app.use(sessionMiddleware(config, db.pool));
+  app.use(sessionMiddleware(config, sessionStore));
+  app.use(cookieParser(config.secretKey));
   app.use(saveSessionBeforeRedirect);
-  app.use(csrfSynchronisedProtection);
+  app.use(doubleCsrfProtection);
   app.use(passport.session());
   app.use(locality(config.region));
   app.use((req, res, next) => {
     res.locals.currentUser = req.user;
-    res.locals.csrfToken = req.csrfToken?.();
+    // Made only when a form renders, so other pages set no cookie.
+    let csrfToken: string | undefined;
+    Object.defineProperty(res.locals, 'csrfToken', { enumerable: true, get: () => (csrfToken ??= generateCsrfToken(req, res)) });
     // Taken only when a page renders, so a redirect on the way (e.g. to /login) does not swallow them.
     let messages: FlashMessage[] | undefined;
     Object.defineProperty(res.locals, 'messages', { enumerable: true, get: () => (messages ??= takeFlash(req)) });
@@ -120,30 +141,12 @@ export function createApp({ config, db, movr, logger, rateLimits, extraRoutes }:
     next();
   });
 
-  const loginLimiter = rateLimit({
-    windowMs: limits.windowMs,
-    limit: limits.failedLogins,
-    // Only failures count, per username and client, so a rider who logs in is never locked out by others.
-    skipSuccessfulRequests: true,
-    keyGenerator: (req) => `${ipKeyGenerator(req.ip ?? '')}|${String(req.body?.username ?? '').trim().toLowerCase()}`,
-    handler: (_req, _res, next) => next(new HttpError(429, 'Too many failed log-ins. Wait a few minutes, then try again.')),
-    standardHeaders: 'draft-8',
-    legacyHeaders: false,
-  });
-  const registerLimiter = rateLimit({
-    windowMs: limits.windowMs,
-    limit: limits.registrations,
-    handler: (_req, _res, next) => next(new HttpError(429, 'Too many sign-ups from your network. Try again later.')),
-    standardHeaders: 'draft-8',
-    legacyHeaders: false,
-  });
-
   if (extraRoutes) {
     const router = Router();
     extraRoutes(router);
     app.use(router);
   }
-  app.use(authRoutes({ movr, passport, loginLimiter, registerLimiter }));
+  app.use(authRoutes({ movr, passport, limiters }));
   app.use(vehicleRoutes(movr));
   app.use(rideRoutes(movr));
   app.use(userRoutes(movr));

@@ -36,6 +36,8 @@ const envSchema = z
     TRUST_PROXY: z.preprocess(emptyAsUnset, trustProxy.default('loopback')),
     API_KEY: optional(z.string()),
     NODE_ENV: z.preprocess(emptyAsUnset, z.enum(['development', 'production', 'test']).default('development')),
+    WEB_CONCURRENCY: z.preprocess(emptyAsUnset, z.coerce.number().int().min(1).max(64).default(1)),
+    METRICS_PORT: z.preprocess(emptyAsUnset, z.coerce.number().int().min(0).max(65535).default(9464)),
     LOG_LEVEL: z.preprocess(
       emptyAsUnset,
       z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -67,6 +69,10 @@ export interface Config {
   readonly trustProxy: boolean | number | string;
   readonly apiKey: string | undefined;
   readonly logLevel: Env['LOG_LEVEL'];
+  /** Worker processes serving `port` (node:cluster); 1 serves from this process. */
+  readonly webConcurrency: number;
+  /** Port of `GET /metrics` on `host`; 0 turns it off. */
+  readonly metricsPort: number;
 }
 
 export class ConfigError extends Error {
@@ -107,5 +113,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     trustProxy: env.TRUST_PROXY,
     apiKey: env.API_KEY,
     logLevel: env.LOG_LEVEL,
+    webConcurrency: env.WEB_CONCURRENCY,
+    metricsPort: env.METRICS_PORT,
   });
 }

@@ -1,8 +1,10 @@
 import 'dotenv/config';
+import cluster from 'node:cluster';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import path from 'node:path';
-import { createApp } from './app.js';
+import { AggregatorRegistry } from 'prom-client';
+import { createApp, type Lifecycle } from './app.js';
 import { type Config, ConfigError, loadConfig } from './config.js';
 import { openDatabase, type MovrDatabase } from './db/database.js';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from './db/embedded-postgres.js';
@@ -10,18 +12,37 @@ import { prepareSchema } from './db/migrate.js';
 import { createLogger, type Logger } from './logger.js';
 import { type DemoLogin, loadDemoData } from './movr/demo-data.js';
 import { MovR } from './movr/movr.js';
+import { drainServer } from './web/drain.js';
+import { createMetrics, metricsHandler } from './web/metrics.js';
+import { pruneRateLimits } from './web/rate-limit-store.js';
+import { pruneSessions } from './web/session-store.js';
 
-/** Everything must be stopped within this, or the process exits anyway (Kubernetes waits longer). */
+/** Everything must be stopped within this, or the process exits anyway (the contract's 10 s, Kubernetes' 30 s). */
 const SHUTDOWN_DEADLINE_MS = 9_500;
-const DRAIN_MS = 6_000;
+const PRUNE_EVERY_MS = 15 * 60 * 1000;
 
-async function startDatabase(config: Config, logger: Logger) {
-  if (config.dbUri) return { database: await openDatabase({ connectionString: config.dbUri, logger }), embedded: undefined };
-  const embedded = await startEmbeddedPostgres({ dataDir: config.dataDir, logger });
+function parseConfig(): Config {
   try {
-    return { database: await openDatabase({ connectionString: embedded.connectionString, logger }), embedded };
+    return loadConfig();
   } catch (error) {
-    await embedded.stop();
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(error.message);
+    process.exit(78); // EX_CONFIG
+  }
+}
+
+/** The database, schema and demo data: once per machine (the single process, or the cluster's primary). */
+async function openBackend(config: Config, logger: Logger) {
+  let embedded: EmbeddedPostgres | undefined;
+  if (!config.dbUri) embedded = await startEmbeddedPostgres({ dataDir: config.dataDir, logger });
+  try {
+    const database = await openDatabase({ connectionString: config.dbUri ?? embedded!.connectionString, logger });
+    logger.info({ kind: database.kind, version: database.version }, 'connected to the database');
+    await prepareSchema(database);
+    const login = embedded ? await demoLogin(config, database) : undefined;
+    return { database, embedded, login };
+  } catch (error) {
+    await embedded?.stop();
     throw error;
   }
 }
@@ -34,48 +55,58 @@ async function demoLogin(config: Config, database: MovrDatabase): Promise<DemoLo
   return created ?? (existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as DemoLogin) : undefined);
 }
 
-async function main() {
-  let config: Config;
-  try {
-    config = loadConfig();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      console.error(error.message);
-      process.exit(78); // EX_CONFIG
-    }
-    throw error;
-  }
-  const logger = createLogger(config);
-  let embedded: EmbeddedPostgres | undefined;
-  let database: MovrDatabase | undefined;
-  let server: Server | undefined;
-  let stopping: Promise<void> | undefined;
+async function listen(server: Server, port: number, host: string): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', resolve).once('error', reject);
+    server.listen(port, host);
+  });
+  const address = server.address();
+  return typeof address === 'object' && address ? address.port : port;
+}
 
+function announce(config: Config, port: number, login: DemoLogin | undefined, logger: Logger) {
+  const shownHost = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
+  logger.info({ url: `http://${shownHost}:${port}`, region: config.region, workers: config.webConcurrency }, 'MovR is listening');
+  console.log(`\nMovR is running at http://${shownHost}:${port}`);
+  if (login) console.log(`Demo login: username "${login.username}", password "${login.password}"\n`);
+}
+
+/** `GET /metrics` on its own port, never the riders'. A busy port costs the metrics, not the app. */
+function serveMetrics(config: Config, source: Parameters<typeof metricsHandler>[0], logger: Logger): Server | undefined {
+  if (config.metricsPort === 0) return undefined;
+  const server = createServer(metricsHandler(source));
+  server.on('error', (error) => logger.error({ err: error, port: config.metricsPort }, 'metrics port unavailable; /metrics is off'));
+  server.listen(config.metricsPort, config.host);
+  return server;
+}
+
+function busyPortMessage(error: unknown, config: Config): string | undefined {
+  if ((error as NodeJS.ErrnoException)?.code !== 'EADDRINUSE') return undefined;
+  return `Port ${config.port} is already in use: stop whatever holds it, or choose another, e.g. PORT=${config.port + 1} npm start`;
+}
+
+/**
+ * Runs `stop` once on SIGTERM, SIGINT or a fatal error, then exits. A repeated signal waits for the same stop,
+ * so the database is always stopped; the deadline exits anyway (the embedded database stops with its parent).
+ */
+function onShutdown(logger: Logger, stop: () => Promise<void>) {
+  let stopping: Promise<void> | undefined;
   const shutdown = (reason: string, exitCode = 0) => {
     if (stopping) {
       logger.warn({ reason }, 'already shutting down; the database will still be stopped');
       return stopping;
     }
     logger.info({ reason }, 'shutting down');
-    const forced = setTimeout(() => {
-      logger.error('shutdown took too long; exiting (the embedded database is told to stop on exit)');
+    setTimeout(() => {
+      logger.error('shutdown took too long; exiting');
       process.exit(exitCode || 1);
-    }, SHUTDOWN_DEADLINE_MS);
-    forced.unref();
-    stopping = (async () => {
-      if (server) {
-        const closed = new Promise<void>((resolve) => server!.close(() => resolve()));
-        const drained = await Promise.race([closed.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), DRAIN_MS).unref())]);
-        if (!drained) {
-          logger.warn('in-flight requests did not finish in time; closing their connections');
-          server.closeAllConnections();
-        }
-      }
-      await database?.close().catch((error) => logger.error({ err: error }, 'closing the pool failed'));
-      await embedded?.stop().catch((error) => logger.error({ err: error }, 'stopping the embedded database failed'));
-      logger.info('stopped');
-      process.exit(exitCode);
-    })();
+    }, SHUTDOWN_DEADLINE_MS).unref();
+    stopping = stop()
+      .catch((error: unknown) => logger.error({ err: error }, 'shutdown failed'))
+      .then(() => {
+        logger.info('stopped');
+        process.exit(exitCode);
+      });
     return stopping;
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
@@ -88,32 +119,91 @@ async function main() {
     logger.fatal({ err: error }, 'uncaught exception');
     void shutdown('uncaughtException', 1);
   });
+  return { shutdown, isStopping: () => stopping !== undefined };
+}
+
+/** One app serving `port`: the whole of MovR when WEB_CONCURRENCY is 1, or one cluster worker. */
+async function runInstance(config: Config, logger: Logger) {
+  const worker = cluster.isWorker;
+  let backend: Awaited<ReturnType<typeof openBackend>> | undefined;
+  let server: Server | undefined;
+  let metricsServer: Server | undefined;
+  const lifecycle: Lifecycle = { draining: false };
+  const { shutdown, isStopping } = onShutdown(logger, async () => {
+    if (server) await drainServer(server, lifecycle, logger);
+    metricsServer?.close();
+    await backend?.database.close().catch((error: unknown) => logger.error({ err: error }, 'closing the pool failed'));
+    await backend?.embedded?.stop().catch((error: unknown) => logger.error({ err: error }, 'stopping the embedded database failed'));
+  });
 
   try {
-    ({ database, embedded } = await startDatabase(config, logger));
-    logger.info({ kind: database.kind, version: database.version }, 'connected to the database');
-    await prepareSchema(database);
-    const login = embedded ? await demoLogin(config, database) : undefined;
-    if (stopping) return;
-
-    const movr = new MovR(database);
-    const app = createApp({ config, db: database, movr, logger });
-    server = app.listen(config.port, config.host);
-    await new Promise<void>((resolve, reject) => {
-      server!.once('listening', resolve);
-      server!.once('error', reject);
-    });
-    const address = server.address();
-    const port = typeof address === 'object' && address ? address.port : config.port;
-    const shownHost = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
-    logger.info({ url: `http://${shownHost}:${port}`, region: config.region }, 'MovR is listening');
-    console.log(`\nMovR is running at http://${shownHost}:${port}`);
-    if (login) console.log(`Demo login: username "${login.username}", password "${login.password}"\n`);
+    // A worker's primary has started the database and prepared the schema already.
+    backend = worker
+      ? { database: await openDatabase({ connectionString: config.dbUri!, logger }), embedded: undefined, login: undefined }
+      : await openBackend(config, logger);
+    if (isStopping()) return;
+    const { database } = backend;
+    const metrics = createMetrics(database.stats);
+    const app = createApp({ config, db: database, movr: new MovR(database), logger, metrics, lifecycle });
+    server = createServer(app);
+    const port = await listen(server, config.port, config.host);
+    if (worker) AggregatorRegistry.setRegistries([metrics.registry]);
+    else {
+      metricsServer = serveMetrics(config, metrics.registry, logger);
+      announce(config, port, backend.login, logger);
+    }
+    setInterval(() => void Promise.all([pruneSessions(database), pruneRateLimits(database)]).catch((error: unknown) => logger.warn({ err: error }, 'pruning failed')), PRUNE_EVERY_MS).unref();
   } catch (error) {
-    logger.fatal({ err: error }, error instanceof Error ? error.message : 'start-up failed');
+    const busy = busyPortMessage(error, config);
+    if (busy) console.error(busy);
+    else logger.fatal({ err: error }, error instanceof Error ? error.message : 'start-up failed');
     if (error instanceof Error && error.name === 'SchemaMissingError') console.error(`\n${error.message}\n`);
     await shutdown('start-up failed', 1);
   }
 }
 
-void main();
+/** WEB_CONCURRENCY > 1: this process owns the database and the metrics port; its workers serve `port`. */
+async function runPrimary(config: Config, logger: Logger) {
+  let backend: Awaited<ReturnType<typeof openBackend>> | undefined;
+  let metricsServer: Server | undefined;
+  const { shutdown, isStopping } = onShutdown(logger, async () => {
+    // Workers drain on their own signal (a Ctrl-C reaches the whole group) or on the one forwarded here.
+    const exits = Object.values(cluster.workers ?? {}).map(
+      (worker) => new Promise<void>((resolve) => (worker!.isDead() ? resolve() : (worker!.once('exit', () => resolve()), worker!.process.kill('SIGTERM')))),
+    );
+    await Promise.all(exits);
+    metricsServer?.close();
+    await backend?.database.close().catch((error: unknown) => logger.error({ err: error }, 'closing the pool failed'));
+    await backend?.embedded?.stop().catch((error: unknown) => logger.error({ err: error }, 'stopping the embedded database failed'));
+  });
+
+  try {
+    backend = await openBackend(config, logger);
+    if (isStopping()) return;
+    const connectionString = config.dbUri ?? backend.embedded!.connectionString;
+    const fork = () => cluster.fork({ DB_URI: connectionString });
+    let listening = 0;
+    const ready = new Promise<number>((resolve, reject) => {
+      cluster.on('listening', (_worker, address) => ++listening === config.webConcurrency && resolve(address.port));
+      cluster.on('exit', (worker, code, signal) => {
+        if (isStopping()) return;
+        if (listening < config.webConcurrency) return reject(new Error(`worker ${worker.process.pid} exited during start-up (${code ?? signal})`));
+        logger.error({ pid: worker.process.pid, code, signal }, 'worker died; starting another');
+        fork();
+      });
+    });
+    for (let i = 0; i < config.webConcurrency; i++) fork();
+    const port = await ready;
+    const aggregator = new AggregatorRegistry();
+    metricsServer = serveMetrics(config, { contentType: aggregator.contentType, metrics: () => aggregator.clusterMetrics() }, logger);
+    announce(config, port, backend.login, logger);
+  } catch (error) {
+    logger.fatal({ err: error }, error instanceof Error ? error.message : 'start-up failed');
+    await shutdown('start-up failed', 1);
+  }
+}
+
+const config = parseConfig();
+const logger = createLogger(config);
+if (cluster.isPrimary && config.webConcurrency > 1) void runPrimary(config, logger);
+else void runInstance(config, logger);

@@ -1,4 +1,4 @@
-import bcrypt from 'bcrypt';
+import { hashPassword } from './passwords.js';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { CITIES, type City } from '../regions.js';
@@ -34,7 +34,7 @@ const pick = <T>(items: readonly T[], i: number): T => items[i % items.length]!;
 export async function loadDemoData(db: MovrDatabase, options: DemoDataOptions = {}): Promise<DemoLogin | undefined> {
   const { usersPerCity = 6, vehiclesPerOwner = 2, ridesPerUser = 3 } = options;
   const password = randomBytes(9).toString('base64url');
-  const passwordHash = await bcrypt.hash(password, 12);
+  const passwordHash = await hashPassword(password, 12);
   const demoCity: City = CITIES[0];
 
   const users: NewUserRow[] = [];

@@ -24,3 +24,10 @@ export class UsernameTakenError extends MovrError {
     super('That username is taken.');
   }
 }
+
+/** The actor's account was deleted (by another session, maybe on another instance): they are logged out. */
+export class AccountGoneError extends MovrError {
+  constructor() {
+    super('Your account no longer exists.');
+  }
+}

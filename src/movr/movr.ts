@@ -1,11 +1,11 @@
-import bcrypt from 'bcrypt';
 import { type Kysely, sql } from 'kysely';
 import { CITIES, type City } from '../regions.js';
 import type { MovrDatabase } from '../db/database.js';
 import { SQLSTATE, sqlState, violatedConstraint } from '../db/errors.js';
 import type { Database, VehicleType } from '../db/schema.js';
 import { runStatement, runTransaction, type Tx } from '../db/transaction.js';
-import { ForbiddenError, NotFoundError, RefusedError, UsernameTakenError } from './errors.js';
+import { AccountGoneError, ForbiddenError, NotFoundError, RefusedError, UsernameTakenError } from './errors.js';
+import { hashPassword, verifyPassword } from './passwords.js';
 import { type Page, type Ride, toUser, toVehicle, type User, type UserRef, type Vehicle } from './models.js';
 
 export const VEHICLES_PER_PAGE = 50;
@@ -64,7 +64,7 @@ export class MovR {
   }
 
   async addUser(input: NewUser): Promise<User> {
-    const passwordHash = await bcrypt.hash(input.password, this.bcryptCost);
+    const passwordHash = await hashPassword(input.password, this.bcryptCost);
     try {
       return await this.run(async (tx) => {
         const row = await tx
@@ -94,8 +94,8 @@ export class MovR {
     const row = await this.read((db) =>
       db.selectFrom('users').select([...USER_COLUMNS, 'password_hash']).where('username', '=', username).executeTakeFirst(),
     );
-    this.dummyHash ??= bcrypt.hash('movr-dummy-password', this.bcryptCost);
-    const matches = await bcrypt.compare(password, row?.password_hash ?? (await this.dummyHash));
+    this.dummyHash ??= hashPassword('movr-dummy-password', this.bcryptCost);
+    const matches = await verifyPassword(password, row?.password_hash ?? (await this.dummyHash));
     return row && row.password_hash && matches ? toUser(row) : undefined;
   }
 
@@ -139,30 +139,32 @@ export class MovR {
   async removeUser(actor: UserRef, userId: string): Promise<void> {
     if (actor.id !== userId) throw new ForbiddenError('You can only delete your own account.');
     await this.run(async (tx) => {
-      const user = await tx
-        .selectFrom('users')
-        .select('id')
-        .where('city', '=', actor.city)
-        .where('id', '=', actor.id)
-        .where('username', 'is not', null)
-        .executeTakeFirst();
-      if (!user) throw new NotFoundError('No such account.');
-      if (await activeRide(tx, actor)) throw new RefusedError('End your ride before deleting your account.');
-      if (await ownsVehicles(tx, actor)) throw new RefusedError('Remove your vehicles before deleting your account.');
+      await assertAccount(tx, actor);
+      const reasons = [];
+      if (await activeRide(tx, actor)) reasons.push('End your ride before deleting your account.');
+      if (await ownsVehicles(tx, actor)) reasons.push('Remove your vehicles before deleting your account.');
+      if (reasons.length > 0) throw new RefusedError(reasons.join(' '));
       await tx
         .updateTable('users')
         .set({ username: null, password_hash: null, first_name: '', last_name: '', email: '', is_owner: false })
         .where('city', '=', actor.city)
         .where('id', '=', actor.id)
         .execute();
-      // connect-pg-simple keeps passport's user in sess.passport.user.
-      await tx.deleteFrom('sessions').where(sql<string>`sess::jsonb -> 'passport' -> 'user' ->> 'id'`, '=', actor.id).execute();
+      // Tombstones, not deletes: a request already in flight for one of them cannot save it back (web/session-store.ts).
+      await tx
+        .updateTable('sessions')
+        .set({ revoked: true, sess: '{}' })
+        .where('user_city', '=', actor.city)
+        .where('user_id', '=', actor.id)
+        .where('revoked', '=', false)
+        .execute();
     });
   }
 
   /** Adds a vehicle in its owner's home city. */
   async addVehicle(owner: UserRef, input: NewVehicle): Promise<Vehicle> {
     return this.run(async (tx) => {
+      await assertAccount(tx, owner);
       const row = await tx
         .insertInto('vehicles')
         .values({
@@ -222,6 +224,7 @@ export class MovR {
     await this.run(async (tx) => {
       // Vehicles live in their owner's city, so the actor's own are found in one region.
       const vehicle = await findVehicle(tx, vehicleId, actor.city);
+      await assertAccount(tx, actor);
       if (vehicle.owner_id !== actor.id) throw new ForbiddenError('You can only remove your own vehicles.');
       if (vehicle.status === 'removed') throw new NotFoundError('No such vehicle.');
       const removed = await tx
@@ -251,6 +254,7 @@ export class MovR {
       return await this.run(async (tx) => {
         const vehicle = await findVehicle(tx, vehicleId, preferredCity);
         if (vehicle.status === 'removed') throw new NotFoundError('No such vehicle.');
+        await assertAccount(tx, rider);
         const claimed = await tx
           .updateTable('vehicles')
           .set({ status: 'in_use' })
@@ -291,6 +295,7 @@ export class MovR {
     return this.run(async (tx) => {
       const ride = await findRide(tx, rideId, preferredCity);
       if (ride.rider_id !== rider.id) throw new ForbiddenError('You can only end your own rides.');
+      await assertAccount(tx, rider);
       if (ride.end_time !== null) throw new RefusedError('That ride has already ended.');
       // now() is the transaction's timestamp, so length is exactly end_time - start_time.
       await tx
@@ -330,6 +335,21 @@ export class MovR {
         .execute(),
     );
   }
+}
+
+/**
+ * Inside the action's transaction: the actor's account still exists. A session that outlived its account (a request
+ * in flight during the deletion) then acts for nobody: SERIALIZABLE orders this read against the deletion's write.
+ */
+async function assertAccount(tx: Tx, actor: UserRef): Promise<void> {
+  const account = await tx
+    .selectFrom('users')
+    .select('id')
+    .where('city', '=', actor.city)
+    .where('id', '=', actor.id)
+    .where('username', 'is not', null)
+    .executeTakeFirst();
+  if (!account) throw new AccountGoneError();
 }
 
 /** Looks in the likely city first, then in all cities at once (a point lookup per city on the primary key). */

@@ -25,16 +25,18 @@ export const LOGIN_FAILED = 'Incorrect username or password.';
 export function createPassport(movr: MovR): passport.Authenticator {
   const instance = new passport.Passport();
   instance.use(
-    new LocalStrategy(async (username, password, done) => {
+    // The route validated the form (web/forms.ts) and left the parsed values in res.locals.login: only those count.
+    new LocalStrategy({ passReqToCallback: true }, async (req, _rawUsername, _rawPassword, done) => {
       try {
-        const user = await movr.authenticate(username, password);
+        const { username, password } = (req.res?.locals.login ?? {}) as { username?: string; password?: string };
+        const user = username && password ? await movr.authenticate(username, password) : undefined;
         done(null, user ? toSessionUser(user) : false, user ? undefined : { message: LOGIN_FAILED });
       } catch (error) {
         done(error);
       }
     }),
   );
-  // Deleting an account deletes its sessions, so what the session holds never outlives the user.
+  // The session store reads a session only while its account exists, so what it holds never outlives the user.
   instance.serializeUser<SessionUser>((user, done) => done(null, toSessionUser(user as SessionUser)));
   instance.deserializeUser<SessionUser>((user, done) => done(null, user));
   return instance;

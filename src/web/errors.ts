@@ -1,8 +1,9 @@
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { isDatabaseUnavailable, TransactionOutcomeUnknownError, TransactionRetryLimitError } from '../db/errors.js';
-import { ForbiddenError, NotFoundError, RefusedError } from '../movr/errors.js';
+import { AccountGoneError, ForbiddenError, NotFoundError, RefusedError } from '../movr/errors.js';
 import { flash } from './flash.js';
+import { endSession } from './session.js';
 
 /** An HTTP answer thrown from a route; the central handler renders its page. */
 export class HttpError extends Error {
@@ -59,7 +60,7 @@ function classify(error: unknown): Classified {
   if (error instanceof TransactionOutcomeUnknownError) {
     return { status: 503, message: 'We could not confirm whether that went through. Check your rides before trying again.' };
   }
-  // body-parser, csrf-sync and http-errors set a 4xx status with a safe message (413, 400, 403).
+  // body-parser, csrf-csrf and http-errors set a 4xx status with a safe message (413, 400, 403).
   const { status, statusCode, code } = (error ?? {}) as { status?: unknown; statusCode?: unknown; code?: unknown };
   const httpStatus = status ?? statusCode;
   if (typeof httpStatus === 'number' && httpStatus >= 400 && httpStatus < 500) {
@@ -74,9 +75,16 @@ function classify(error: unknown): Classified {
 export function errorHandler(logger: Logger, { showDetails }: { showDetails: boolean }) {
   return (error: unknown, req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) return next(error);
-    if (error instanceof RefusedError && req.session) {
+    if (error instanceof RefusedError) {
       flash(req, 'danger', error.message);
       return res.redirect(303, backTo(req, res.locals.refusedRedirect ?? '/vehicles'));
+    }
+    if (error instanceof AccountGoneError) {
+      // Deleted by another session meanwhile: this one ends too, and nothing was done.
+      return endSession(req, res).then(
+        () => res.redirect(303, '/login'),
+        (failed: unknown) => next(failed),
+      );
     }
     const { status, message } = classify(error);
     if (status >= 500) (req.log ?? logger).error({ err: error }, 'request failed');

@@ -1,4 +1,4 @@
-import type { Request } from 'express';
+import type { Request, Response } from 'express';
 
 export type FlashKind = 'success' | 'danger' | 'info';
 export interface FlashMessage {
@@ -6,13 +6,39 @@ export interface FlashMessage {
   text: string;
 }
 
-/** One-time messages kept in the session until the next page shows them. */
+const FLASH_COOKIE = 'movr.flash';
+const KINDS = new Set<string>(['success', 'danger', 'info']);
+
+/**
+ * One-time messages carried to the next page in a short-lived signed cookie, not the session: a visitor who is
+ * not logged in (just logged out, account deleted) has no session row, and showing them a message writes none.
+ */
 export function flash(req: Request, kind: FlashKind, text: string): void {
-  req.session.flash = [...(req.session.flash ?? []), { kind, text }];
+  const res = req.res as Response;
+  const pending = ((res.locals.flashOut as FlashMessage[] | undefined) ??= []);
+  pending.push({ kind, text });
+  res.cookie(FLASH_COOKIE, JSON.stringify(pending), { signed: true, httpOnly: true, sameSite: 'lax', secure: req.secure, maxAge: 60_000 });
 }
 
+/** The messages for this page: those the previous response left, and any added while handling this request. */
 export function takeFlash(req: Request): FlashMessage[] {
-  const messages = req.session?.flash ?? [];
-  if (req.session?.flash) delete req.session.flash;
-  return messages;
+  const res = req.res as Response;
+  const incoming = parse(req.signedCookies?.[FLASH_COOKIE]);
+  const pending = (res.locals.flashOut as FlashMessage[] | undefined) ?? [];
+  if (incoming.length > 0 || pending.length > 0) {
+    res.locals.flashOut = [];
+    res.clearCookie(FLASH_COOKIE);
+  }
+  return [...incoming, ...pending];
+}
+
+function parse(value: unknown): FlashMessage[] {
+  if (typeof value !== 'string') return [];
+  try {
+    const messages: unknown = JSON.parse(value);
+    if (!Array.isArray(messages)) return [];
+    return messages.filter((m): m is FlashMessage => typeof m?.text === 'string' && KINDS.has(m?.kind)).slice(0, 5);
+  } catch {
+    return [];
+  }
 }

@@ -4,14 +4,20 @@ import { VEHICLE_TYPES } from '../db/schema.js';
 
 /** One Zod schema per form and route parameter: only parsed values travel inward. */
 
-/** Printable text: no control characters (NUL, escapes, line breaks). Shown escaped wherever it appears. */
+/** Control characters, lone surrogates, and the marks that reorder text (bidi overrides, isolates, RLM/LRM, ALM). */
+const UNPRINTABLE = /[\p{Cc}\p{Cs}\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/u;
+/** Characters that show nothing: format characters (zero-width space, joiners, BOM), spaces and fillers. */
+const INVISIBLE = /[\p{Cf}\p{Z}\u115F\u1160\u17B4\u17B5\u2800\u3164\uFFA0]/gu;
+
+/** Printable text: no control or reordering characters, and something visible. Shown escaped wherever it appears. */
 const printable = (label: string, { min = 1, max = 100 } = {}) =>
   z
     .string({ error: `${label} is required.` })
     .trim()
     .min(min, `${label} is required.`)
     .max(max, `${label} must be at most ${max} characters.`)
-    .refine((value) => !/\p{Cc}/u.test(value), `${label} may only contain printable characters.`);
+    .refine((value) => !UNPRINTABLE.test(value), `${label} may only contain printable characters.`)
+    .refine((value) => value === '' || value.replace(INVISIBLE, '') !== '', `${label} must contain visible characters.`);
 
 const username = z
   .string({ error: 'Username is required.' })
@@ -22,10 +28,13 @@ const username = z
   // Usernames are case-insensitive (no "Grace" beside "grace"): stored and looked up in lower case.
   .transform((value) => value.toLowerCase());
 
+/** Counted in characters (code points), so a password in any script gets its 128. */
 const password = z
   .string({ error: 'Password is required.' })
-  .min(8, 'Password must be 8 to 128 characters.')
-  .max(128, 'Password must be 8 to 128 characters.');
+  .refine((value) => {
+    const length = [...value].length;
+    return length >= 8 && length <= 128;
+  }, 'Password must be 8 to 128 characters.');
 
 export const loginForm = z.object({
   username: z

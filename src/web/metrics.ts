@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 import type { NextFunction, Request, Response } from 'express';
 import type { TransactionStats } from '../db/transaction.js';
@@ -36,6 +37,7 @@ export function createMetrics(stats: TransactionStats): Metrics {
   fromStats('movr_transaction_commits_total', 'Transactions committed', () => stats.committed);
   fromStats('movr_transaction_failures_total', 'Transactions that ended in an error', () => stats.failed);
   fromStats('movr_transaction_retry_limit_total', 'Transactions abandoned at the retry limit', () => stats.retryLimitReached);
+  fromStats('movr_transaction_outcome_unknown_total', 'Transactions whose commit could not be confirmed (SQLSTATE 40003)', () => stats.outcomeUnknown);
 
   return {
     registry,
@@ -48,5 +50,19 @@ export function createMetrics(stats: TransactionStats): Metrics {
       });
       next();
     },
+  };
+}
+
+/** The node:http handler of the metrics port: `GET /metrics` in Prometheus text, 404 for anything else. */
+export function metricsHandler(source: { readonly contentType: string; metrics(): Promise<string> }) {
+  return (req: IncomingMessage, res: ServerResponse) => {
+    if (req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') {
+      res.writeHead(404, { 'Content-Type': 'text/plain' }).end('Not found');
+      return;
+    }
+    source.metrics().then(
+      (text) => res.writeHead(200, { 'Content-Type': source.contentType }).end(text),
+      () => res.writeHead(500, { 'Content-Type': 'text/plain' }).end('metrics unavailable'),
+    );
   };
 }

@@ -1,16 +1,17 @@
-import { type Request, type RequestHandler, type Response, Router } from 'express';
+import { type NextFunction, type Request, type Response, Router } from 'express';
 import type passport from 'passport';
 import type { MovR } from '../../movr/movr.js';
 import { UsernameTakenError } from '../../movr/errors.js';
-import { LOGIN_FAILED, requireLogin, type SessionUser } from '../auth.js';
+import { LOGIN_FAILED, requireLogin, type SessionUser, toSessionUser } from '../auth.js';
 import { flash } from '../flash.js';
 import { type FieldErrors, loginForm, parseForm, registerForm } from '../forms.js';
+import type { Limiters } from '../limits.js';
+import { SESSION_COOKIE } from '../session.js';
 
 export interface AuthRouteOptions {
   movr: MovR;
   passport: passport.Authenticator;
-  loginLimiter: RequestHandler;
-  registerLimiter: RequestHandler;
+  limiters: Limiters;
 }
 
 function renderLogin(res: Response, status: number, errors: FieldErrors = {}, values: Record<string, string> = {}) {
@@ -21,59 +22,69 @@ function renderRegister(res: Response, status: number, errors: FieldErrors = {},
   res.status(status).render('register', { title: 'Sign up', errors, values });
 }
 
-/** passport.authenticate as a promise: the verified user, or false with passport's message. */
-function authenticateLocal(instance: passport.Authenticator, req: Request, res: Response): Promise<SessionUser | false> {
-  return new Promise((resolve, reject) => {
-    instance.authenticate('local', { session: false }, (error: unknown, user: SessionUser | false) =>
-      error ? reject(error) : resolve(user),
-    )(req, res, reject);
-  });
+/** passport ≥0.6 regenerates the session here: a session id fixed before log-in is worthless after it. */
+const logIn = (req: Request, user: SessionUser) =>
+  new Promise<void>((resolve, reject) => req.login(user, (error) => (error ? reject(error) : resolve())));
+
+/** Validates the log-in form before anything is counted or hashed; passport-local then reads the parsed values. */
+function parseLogin(req: Request, res: Response, next: NextFunction) {
+  if (req.user) return res.redirect(303, '/vehicles');
+  const form = parseForm(loginForm, req.body);
+  if (!form.ok) return renderLogin(res, 422, form.errors, form.values);
+  res.locals.login = form.value;
+  res.locals.username = form.value.username;
+  next();
 }
 
-export function authRoutes({ movr, passport, loginLimiter, registerLimiter }: AuthRouteOptions): Router {
+export function authRoutes({ movr, passport, limiters }: AuthRouteOptions): Router {
   const router = Router();
 
   router.get('/', (req, res) => res.redirect(303, req.user ? '/vehicles' : '/login'));
 
   router.get('/login', (req, res) => (req.user ? res.redirect(303, '/vehicles') : renderLogin(res, 200)));
 
-  router.post('/login', loginLimiter, async (req, res) => {
-    if (req.user) return res.redirect(303, '/vehicles');
-    const form = parseForm(loginForm, req.body);
-    if (!form.ok) return renderLogin(res, 422, form.errors, form.values);
-    // passport-local reads req.body: hand it the parsed form only.
-    req.body = form.value;
-    const user = await authenticateLocal(passport, req, res);
-    // One status and one message whether the username is unknown or the password wrong.
-    if (!user) return renderLogin(res, 401, { form: LOGIN_FAILED }, { username: form.value.username });
-    // passport ≥0.6 regenerates the session here, so a session id fixed before login is worthless.
-    await new Promise<void>((resolve, reject) => req.login(user, (error) => (error ? reject(error) : resolve())));
-    res.redirect(303, '/vehicles');
+  router.post('/login', parseLogin, ...limiters.failedLogins, (req, res, next) => {
+    passport.authenticate('local', { session: false }, (error: unknown, user: SessionUser | false) => {
+      if (error) return next(error);
+      // One status and one message whether the username is unknown or the password wrong.
+      if (!user) return renderLogin(res, 401, { form: LOGIN_FAILED }, { username: String(res.locals.username) });
+      logIn(req, user).then(() => res.redirect(303, '/vehicles'), next);
+    })(req, res, next);
   });
 
   router.post('/logout', requireLogin, async (req, res) => {
-    // passport ≥0.6 regenerates the session on logout: the old id is worthless from here on.
+    // passport saves the session without its user, then regenerates it: the old id is revoked everywhere.
     await new Promise<void>((resolve, reject) => req.logout((error) => (error ? reject(error) : resolve())));
+    res.clearCookie(SESSION_COOKIE, { path: '/' });
     flash(req, 'info', 'You are logged out.');
     res.redirect(303, '/login');
   });
 
   router.get('/register', (_req, res) => renderRegister(res, 200));
 
-  router.post('/register', registerLimiter, async (req, res) => {
-    const form = parseForm(registerForm, req.body);
-    if (!form.ok) return renderRegister(res, 422, form.errors, form.values);
-    const { city, first_name, last_name, email, username, password } = form.value;
-    try {
-      await movr.addUser({ city, firstName: first_name, lastName: last_name, email, username, password });
-    } catch (error) {
-      if (!(error instanceof UsernameTakenError)) throw error;
-      const { password: _omitted, ...values } = form.value;
-      return renderRegister(res, 422, { username: error.message }, values);
-    }
-    flash(req, 'success', `Welcome to MovR, ${first_name}! Log in to start riding.`);
-    res.redirect(303, '/login');
-  });
+  router.post(
+    '/register',
+    (req, res, next) => {
+      const form = parseForm(registerForm, req.body);
+      if (!form.ok) return renderRegister(res, 422, form.errors, form.values);
+      res.locals.form = form.value;
+      next();
+    },
+    limiters.registrations,
+    async (req, res) => {
+      const { city, first_name, last_name, email, username, password } = res.locals.form as typeof registerForm._output;
+      let user;
+      try {
+        user = await movr.addUser({ city, firstName: first_name, lastName: last_name, email, username, password });
+      } catch (error) {
+        if (!(error instanceof UsernameTakenError)) throw error;
+        return renderRegister(res, 422, { username: error.message }, { city, first_name, last_name, email, username });
+      }
+      await logIn(req, toSessionUser(user));
+      flash(req, 'success', `Welcome to MovR, ${first_name}!`);
+      res.redirect(303, '/vehicles');
+    },
+  );
 
   return router;
 }

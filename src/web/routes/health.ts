@@ -1,23 +1,16 @@
 import { Router } from 'express';
 import type { MovrDatabase } from '../../db/database.js';
-import type { Metrics } from '../metrics.js';
 
-export function healthRoutes(db: Pick<MovrDatabase, 'ping'>, metrics: Metrics): Router {
+/** `/healthz` and `/readyz`; `/metrics` has its own port (server.ts), never the riders'. */
+export function healthRoutes(db: Pick<MovrDatabase, 'ping'>, lifecycle: { readonly draining: boolean }): Router {
   const router = Router();
   router.get('/healthz', (_req, res) => {
     res.type('text').send('ok');
   });
   router.get('/readyz', async (_req, res) => {
-    const ready = await db.ping(2000);
-    res.status(ready ? 200 : 503).type('text').send(ready ? 'ready' : 'database unavailable');
-  });
-  router.get('/metrics', async (req, res) => {
-    // For in-cluster scrapers only: whatever came through the load balancer carries X-Forwarded-For.
-    if (req.get('x-forwarded-for')) {
-      res.status(404).type('text').send('Not found');
-      return;
-    }
-    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+    // Draining: the load balancer must stop sending new requests here before the listener closes.
+    const ready = !lifecycle.draining && (await db.ping(2000));
+    res.status(ready ? 200 : 503).type('text').send(ready ? 'ready' : lifecycle.draining ? 'shutting down' : 'database unavailable');
   });
   return router;
 }

@@ -6,6 +6,7 @@ import { notFound } from '../errors.js';
 import { flash } from '../flash.js';
 import { uuidParam } from '../forms.js';
 import { currentLocality } from '../locality.js';
+import { endSession } from '../session.js';
 
 export function userRoutes(movr: MovR): Router {
   const router = Router();
@@ -32,8 +33,8 @@ export function userRoutes(movr: MovR): Router {
     if (!id.success) throw notFound('No such user.');
     res.locals.refusedRedirect = `/users/${me.id}`;
     await movr.removeUser(me, id.data);
-    // The backend deleted every session row of this user; this request moves to a fresh, anonymous session.
-    await new Promise<void>((resolve, reject) => req.session.regenerate((error) => (error ? reject(error) : resolve())));
+    // The backend revoked every session of this user; this one is forgotten by the browser too.
+    await endSession(req, res);
     flash(req, 'info', 'Your account was deleted. Thank you for riding with MovR.');
     res.redirect(303, '/login');
   });

@@ -1,0 +1,81 @@
+import { sql } from 'kysely';
+import session from 'express-session';
+import type { MovrDatabase } from '../db/database.js';
+import { runStatement } from '../db/transaction.js';
+import type { City } from '../regions.js';
+
+type Callback = (error?: unknown, value?: session.SessionData | null) => void;
+
+
+/**
+ * Sessions in the database, shared by every instance. Written by hand because revocation must hold for a fleet,
+ * which connect-pg-simple's unconditional upsert cannot promise:
+ * - only a logged-in session is ever stored (anonymous visitors write nothing);
+ * - ending a session leaves a revoked tombstone until it expires, and a save never updates a revoked row, so a
+ *   request that loaded the session before log-out cannot write it back afterwards;
+ * - a read checks, in the same statement, that the account still exists, so a deleted user's sessions end at once.
+ */
+export class DatabaseSessionStore extends session.Store {
+  constructor(private readonly db: MovrDatabase) {
+    super();
+  }
+
+  override get(sid: string, callback: Callback): void {
+    settle(callback, async () => {
+      const row = await runStatement(this.db, (db) =>
+        db
+          .selectFrom('sessions')
+          .innerJoin('users', (join) => join.onRef('users.city', '=', 'sessions.user_city').onRef('users.id', '=', 'sessions.user_id'))
+          .select('sessions.sess')
+          .where('sessions.sid', '=', sid)
+          .where('sessions.revoked', '=', false)
+          .where('sessions.expire', '>', sql<Date>`now()`)
+          .where('users.username', 'is not', null)
+          .executeTakeFirst(),
+      );
+      if (!row) return null;
+      return (typeof row.sess === 'string' ? JSON.parse(row.sess) : row.sess) as session.SessionData;
+    });
+  }
+
+  override set(sid: string, sess: session.SessionData, callback?: Callback): void {
+    settle(callback, async () => {
+      const user = sess.passport?.user;
+      if (!user) return; // nobody logged in: nothing worth a row
+      const expire = sess.cookie.expires ? new Date(sess.cookie.expires) : new Date(Date.now() + 86_400_000);
+      await runStatement(this.db, (db) =>
+        db
+          .insertInto('sessions')
+          // Typed timestamptz: the column is a plain timestamp, which would ignore a zone written in the text.
+          .values({ sid, sess: JSON.stringify(sess), expire: sql<Date>`${expire.toISOString()}::timestamptz`, user_city: user.city as City, user_id: user.id })
+          .onConflict((conflict) =>
+            conflict
+              .column('sid')
+              .doUpdateSet({ sess: sql`excluded.sess`, expire: sql`excluded.expire` })
+              // A revoked session stays revoked, and a sid never changes hands.
+              .where('sessions.revoked', '=', false)
+              .whereRef('sessions.user_id', '=', 'excluded.user_id'),
+          )
+          .execute(),
+      );
+    });
+  }
+
+  override destroy(sid: string, callback?: Callback): void {
+    settle(callback, () =>
+      runStatement(this.db, (db) => db.updateTable('sessions').set({ revoked: true, sess: '{}' }).where('sid', '=', sid).execute()),
+    );
+  }
+}
+
+/** Deletes expired sessions, tombstones included. */
+export async function pruneSessions(db: MovrDatabase): Promise<void> {
+  await runStatement(db, (k) => k.deleteFrom('sessions').where('expire', '<', sql<Date>`now()`).execute());
+}
+
+function settle<T>(callback: Callback | undefined, work: () => Promise<T>): void {
+  work().then(
+    (value) => callback?.(null, (value ?? null) as session.SessionData | null),
+    (error: unknown) => callback?.(error),
+  );
+}

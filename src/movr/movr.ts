@@ -134,7 +134,8 @@ export class MovR {
 
   /**
    * Deletes the actor's own account: refused while riding or owning vehicles that are not removed. The row
-   * stays for ride history, emptied of personal data; the username is freed and every session ended.
+   * stays for ride history, emptied of personal data, and the username is freed. From the commit on, the
+   * session store serves none of the account's sessions.
    */
   async removeUser(actor: UserRef, userId: string): Promise<void> {
     if (actor.id !== userId) throw new ForbiddenError('You can only delete your own account.');
@@ -149,14 +150,6 @@ export class MovR {
         .set({ username: null, password_hash: null, first_name: '', last_name: '', email: '', is_owner: false })
         .where('city', '=', actor.city)
         .where('id', '=', actor.id)
-        .execute();
-      // Tombstones, not deletes: a request already in flight for one of them cannot save it back (web/session-store.ts).
-      await tx
-        .updateTable('sessions')
-        .set({ revoked: true, sess: '{}' })
-        .where('user_city', '=', actor.city)
-        .where('user_id', '=', actor.id)
-        .where('revoked', '=', false)
         .execute();
     });
   }

@@ -1,26 +1,33 @@
 import type { Server } from 'node:http';
+import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Lifecycle } from '../app.js';
 
 /** From the signal until the listener closes: the load balancer sees /readyz fail and stops sending here. */
 export const GRACE_MS = 3_000;
+/** A connection accepted just before the listener closed has sent its request by then. */
+const SETTLE_MS = 300;
 /** After the grace, requests in flight get this long to finish before their connections are cut. */
 const FINISH_MS = 5_000;
 
 /**
- * Shuts an HTTP server down for a rolling update: /readyz answers 503 and every response carries
- * `Connection: close` (app.ts reads `lifecycle.draining`); idle keep-alive sockets are closed at once and as
- * they become idle; after the grace no new connection is accepted, and every request already received is
- * answered before the connections close. Only a request still running FINISH_MS later is cut off.
+ * Shuts an HTTP server down for a rolling update: from the signal /readyz answers 503 and every response carries
+ * `Connection: close` (app.ts reads `lifecycle.draining`), so each busy keep-alive connection ends after its next
+ * answer; after the grace no new connection is accepted and idle ones are closed (closing an idle socket earlier
+ * could drop a request already on the wire); every request received is answered before its connection closes.
+ * Only a request still running FINISH_MS later is cut off.
  */
 export async function drainServer(server: Server, lifecycle: Lifecycle, logger: Logger): Promise<void> {
   lifecycle.draining = true;
+  await sleep(GRACE_MS);
+  // net's close, not http's: http's would also drop every idle connection at once, including one accepted a moment
+  // ago whose request is still on the wire. Idle ones are swept just after, as they become idle.
+  const closed = new Promise<void>((resolve) => net.Server.prototype.close.call(server, () => resolve()));
+  await sleep(SETTLE_MS);
   server.closeIdleConnections();
-  const sweeper = setInterval(() => server.closeIdleConnections(), 200);
+  const sweeper = setInterval(() => server.closeIdleConnections(), 100);
   try {
-    await sleep(GRACE_MS);
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     const finished = await Promise.race([closed.then(() => true), sleep(FINISH_MS).then(() => false)]);
     if (!finished) {
       logger.warn('requests still running after the drain; closing their connections');

@@ -61,6 +61,23 @@ export class DatabaseSessionStore extends session.Store {
     });
   }
 
+  /**
+   * Ends every session of a user, on every instance: one indexed statement (sessions_user_idx). Run after the
+   * account's deletion commits, which already ended them for reads; the tombstones stop in-flight saves, and a
+   * statement of its own never makes the deletion conflict with those sessions' saves.
+   */
+  async revokeUser(user: { city: City; id: string }): Promise<void> {
+    await runStatement(this.db, (db) =>
+      db
+        .updateTable('sessions')
+        .set({ revoked: true, sess: '{}' })
+        .where('user_city', '=', user.city)
+        .where('user_id', '=', user.id)
+        .where('revoked', '=', false)
+        .execute(),
+    );
+  }
+
   override destroy(sid: string, callback?: Callback): void {
     settle(callback, () =>
       runStatement(this.db, (db) => db.updateTable('sessions').set({ revoked: true, sess: '{}' }).where('sid', '=', sid).execute()),

@@ -1,7 +1,7 @@
 import type { NextFunction, Request, Response } from 'express';
 import session from 'express-session';
 import type { Config } from '../config.js';
-import type { MovrDatabase } from '../db/database.js';
+import type { City } from '../regions.js';
 import { DatabaseSessionStore } from './session-store.js';
 
 declare module 'express-session' {
@@ -54,4 +54,11 @@ function renewSession(req: Request, _res: Response, next: NextFunction): void {
 export async function endSession(req: Request, res: Response): Promise<void> {
   await new Promise<void>((resolve, reject) => req.session.destroy((error) => (error ? reject(error) : resolve())));
   res.clearCookie(SESSION_COOKIE, { path: '/' });
+}
+
+/** Ends every session of the user, on every instance, and this request's. */
+export async function endEverySession(req: Request, res: Response, user: { city: City; id: string }): Promise<void> {
+  if (!(req.sessionStore instanceof DatabaseSessionStore)) throw new Error('sessions are not in the database');
+  await req.sessionStore.revokeUser(user);
+  await endSession(req, res);
 }

@@ -35,7 +35,7 @@ export async function startServerProcess({ dataDir = freshDataDir(), env = {} }:
     cwd: ROOT,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NODE_ENV: 'development', MOVR_DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', DB_URI: '', ...env },
+    env: { ...process.env, NODE_ENV: 'development', MOVR_DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', DB_URI: '', METRICS_PORT: '0', ...env },
   });
   let output = '';
   child.stdout!.on('data', (chunk) => (output += chunk));

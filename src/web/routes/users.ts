@@ -6,7 +6,7 @@ import { notFound } from '../errors.js';
 import { flash } from '../flash.js';
 import { uuidParam } from '../forms.js';
 import { currentLocality } from '../locality.js';
-import { endSession } from '../session.js';
+import { endEverySession } from '../session.js';
 
 export function userRoutes(movr: MovR): Router {
   const router = Router();
@@ -33,8 +33,7 @@ export function userRoutes(movr: MovR): Router {
     if (!id.success) throw notFound('No such user.');
     res.locals.refusedRedirect = `/users/${me.id}`;
     await movr.removeUser(me, id.data);
-    // The backend revoked every session of this user; this one is forgotten by the browser too.
-    await endSession(req, res);
+    await endEverySession(req, res, me);
     flash(req, 'info', 'Your account was deleted. Thank you for riding with MovR.');
     res.redirect(303, '/login');
   });

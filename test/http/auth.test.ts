@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import request from 'supertest';
 import { SESSION_COOKIE } from '../../src/web/session.js';
-import { buildTestApp, csrfToken, formPost, logIn, signUpAndLogIn, type TestApp } from '../support/app.js';
+import { buildTestApp, csrfFrom, csrfToken, formPost, logIn, signUpAndLogIn, type TestApp } from '../support/app.js';
 import { startTestDatabase, type TestDatabase } from '../support/database.js';
 
 let testDb: TestDatabase;
@@ -15,8 +15,8 @@ before(async () => {
 after(() => testDb.stop());
 beforeEach(() => testDb.reset());
 
-const sessionCookie = (response: { headers: Record<string, unknown> }) =>
-  ([] as string[]).concat((response.headers['set-cookie'] as string[] | undefined) ?? []).find((c) => c.startsWith(`${SESSION_COOKIE}=`));
+const cookiesOf = (response: { headers: Record<string, unknown> }) => ([] as string[]).concat((response.headers['set-cookie'] as string[] | undefined) ?? []);
+const sessionCookie = (response: { headers: Record<string, unknown> }) => cookiesOf(response).find((c) => c.startsWith(`${SESSION_COOKIE}=`));
 
 const validSignUp = { city: 'boston', first_name: 'Ada', last_name: 'Lovelace', email: 'ada@example.com', username: 'ada', password: 'analytical engine' };
 
@@ -33,16 +33,19 @@ describe('home', () => {
 });
 
 describe('sign up', () => {
-  test('when the form is valid, then the user exists with a bcrypt hash and the rider is sent to log in', async () => {
+  test('when the form is valid, then the user exists with a bcrypt hash and the rider lands on the vehicles page, logged in with a fresh session', async () => {
     const agent = t.agent();
     const response = await formPost(agent, '/register', { ...validSignUp, city: 'Boston' }, '/register');
     assert.equal(response.status, 303);
-    assert.equal(response.headers.location, '/login');
+    assert.equal(response.headers.location, '/vehicles');
+    assert.ok(sessionCookie(response), 'a session starts with the account');
     const row = await testDb.db.kysely.selectFrom('users').selectAll().where('username', '=', 'ada').executeTakeFirstOrThrow();
     assert.equal(row.city, 'boston');
-    assert.match(row.password_hash ?? '', /^\$2[aby]\$\d\d\$/);
+    assert.match(row.password_hash ?? '', /^v2\$\$2[aby]\$\d\d\$/);
     assert.notEqual(row.password_hash, validSignUp.password);
-    assert.match((await agent.get('/login')).text, /Welcome to MovR, Ada/);
+    const page = await agent.get('/vehicles');
+    assert.equal(page.status, 200);
+    assert.match(page.text, /Welcome to MovR, Ada/);
   });
 
   test('when fields are invalid, then 422 with a message beside each field, the values kept and never the password', async () => {
@@ -93,20 +96,25 @@ describe('log in and out', () => {
     assert.doesNotMatch(wrong.text, /wrong password/);
   });
 
-  test('when a rider logs in, then the session id changes (no fixation) and the cookie is HttpOnly and SameSite=Lax', async () => {
-    const agent = t.agent();
+  test('when a visitor logs in with a session id chosen for them, then the session id changes (no fixation) and the cookie is HttpOnly and SameSite=Lax', async () => {
     await signUpAndLogIn(t.agent(), t.movr, 'boston', { username: 'fixed', password: 'right password' });
-    const loginPage = await agent.get('/login');
-    const before = sessionCookie(loginPage);
-    assert.ok(before, 'an anonymous session carries the CSRF token');
-    const response = await logIn(agent, 'fixed', 'right password');
+    const loginPage = await request(t.app).get('/login');
+    assert.equal(sessionCookie(loginPage), undefined, 'an anonymous visitor gets no session');
+    const csrfCookie = cookiesOf(loginPage).find((c) => c.startsWith('movr.csrf='))!.split(';')[0]!;
+    const planted = `${SESSION_COOKIE}=s%3Aplanted-by-an-attacker.x`;
+    const response = await request(t.app)
+      .post('/login')
+      .set('Cookie', `${csrfCookie}; ${planted}`)
+      .type('form')
+      .send({ _csrf: csrfFrom(loginPage.text), username: 'fixed', password: 'right password' });
+    assert.equal(response.status, 303);
     const afterLogin = sessionCookie(response);
     assert.ok(afterLogin);
-    assert.notEqual(afterLogin.split(';')[0], before.split(';')[0]);
+    assert.notEqual(afterLogin.split(';')[0], planted);
     assert.match(afterLogin, /HttpOnly/i);
     assert.match(afterLogin, /SameSite=Lax/i);
     assert.doesNotMatch(afterLogin, /Secure/i);
-    assert.equal((await agent.get('/vehicles')).status, 200);
+    assert.equal((await request(t.app).get('/vehicles').set('Cookie', afterLogin.split(';')[0]!)).status, 200);
   });
 
   test('when a rider logs out with POST, then the session ends; a GET or a post without CSRF does nothing', async () => {

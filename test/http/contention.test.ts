@@ -180,7 +180,7 @@ describe('many riders, few vehicles, all at once over HTTP', () => {
     const { stats } = testDb.db;
     assert.ok(stats.retries > 0, `transactions were retried (${stats.retries} retries in ${stats.attempts} attempts)`);
     assert.equal(stats.retryLimitReached, 0);
-    const metrics = record('metrics', await request(baseUrl).get('/metrics'));
+    const metrics = record('metrics', await t.metricsClient().get('/metrics'));
     const retriesMetric = Number(metrics.text.match(/^movr_transaction_retries_total (\d+)$/m)?.[1]);
     assert.ok(retriesMetric > 0, '/metrics reports the retries');
     assert.equal(retriesMetric, stats.retries);

@@ -188,7 +188,7 @@ describe('metrics', () => {
     assert.equal((await agent.get('/vehicles')).status, 200);
     await agent.get('/no/such/page');
 
-    const metrics = await request(t.app).get('/metrics');
+    const metrics = await t.metricsClient().get('/metrics');
     assert.equal(metrics.status, 200);
     assert.match(metrics.headers['content-type'] ?? '', /^text\/plain; version=0\.0\.4/);
     assert.match(metrics.text, /^# TYPE movr_http_request_duration_seconds histogram$/m);
@@ -216,15 +216,19 @@ describe('metrics', () => {
       .send({ _csrf: csrfFrom(page.text), city: 'rome', first_name: 'Re', last_name: 'Try', email: 'retry@example.com', username: 'retry', password: 'try it again' });
     assert.equal(response.status, 303);
     assert.equal((await testDb.db.kysely.selectFrom('users').select('username').execute()).length, 1);
-    const metrics = await request(app.app).get('/metrics');
-    assert.match(metrics.text, /^movr_transaction_retries_total 1$/m);
-    assert.match(metrics.text, /^movr_transaction_attempts_total 2$/m);
+    const metrics = await app.metricsClient().get('/metrics');
+    const counter = (name: string) => Number(metrics.text.match(new RegExp(`^${name} (\\d+)$`, 'm'))?.[1]);
+    assert.equal(counter('movr_transaction_retries_total'), 1);
+    assert.equal(counter('movr_transaction_attempts_total'), counter('movr_transaction_commits_total') + 1, 'one attempt more than commits');
   });
 
-  test('when /metrics comes through the load balancer (X-Forwarded-For), then 404', async () => {
-    const response = await request(t.app).get('/metrics').set('X-Forwarded-For', '203.0.113.7');
-    assert.equal(response.status, 404);
-    assert.doesNotMatch(response.text, /movr_/);
+  test('when /metrics is asked of the riders\' port, then 404: metrics live on METRICS_PORT only', async () => {
+    for (const forwarded of [undefined, '203.0.113.7']) {
+      const asked = request(t.app).get('/metrics');
+      const response = await (forwarded ? asked.set('X-Forwarded-For', forwarded) : asked);
+      assert.equal(response.status, 404);
+      assert.doesNotMatch(response.text, /movr_/);
+    }
   });
 });
 
@@ -279,10 +283,27 @@ describe('production mode', () => {
     prod = buildTestApp(testDb, { env: PRODUCTION_ENV });
   });
 
-  test('when a request comes through the TLS load balancer, then the session cookie is Secure, HttpOnly, SameSite=Lax, with HSTS and upgrade-insecure-requests', async () => {
-    const page = await request(prod.app).get('/login').set('X-Forwarded-Proto', 'https');
-    assert.equal(page.status, 200);
-    const cookie = sessionCookie(page);
+  /** Logs a user in on the production app, as the load balancer forwards it (https) or not. */
+  async function productionLogIn(https: boolean) {
+    await prod.movr.addUser({ city: 'rome', firstName: 'Prod', lastName: 'User', email: 'prod@example.com', username: `prod${https}`, password: 'production password' });
+    const proto = https ? 'https' : 'http';
+    const page = await request(prod.app).get('/login').set('X-Forwarded-Proto', proto);
+    const csrf = cookiesOf(page).find((c) => c.startsWith('__Host-movr.csrf='));
+    assert.ok(csrf, 'the CSRF cookie has the __Host- prefix');
+    assert.match(csrf, /;\s*Secure/i);
+    const response = await request(prod.app)
+      .post('/login')
+      .set('X-Forwarded-Proto', proto)
+      .set('Cookie', csrf.split(';')[0]!)
+      .type('form')
+      .send({ _csrf: csrfFrom(page.text), username: `prod${https}`, password: 'production password' });
+    assert.equal(response.status, 303);
+    return { page, response };
+  }
+
+  test('when a rider logs in through the TLS load balancer, then the session cookie is Secure, HttpOnly, SameSite=Lax, with HSTS and upgrade-insecure-requests', async () => {
+    const { page, response } = await productionLogIn(true);
+    const cookie = sessionCookie(response);
     assert.ok(cookie, 'a session cookie');
     assert.match(cookie, /;\s*Secure/i);
     assert.match(cookie, /HttpOnly/i);
@@ -291,10 +312,9 @@ describe('production mode', () => {
     assert.match(page.headers['content-security-policy'] ?? '', /upgrade-insecure-requests/);
   });
 
-  test('when the same request comes over plain http, then no session cookie is sent at all', async () => {
-    const page = await request(prod.app).get('/login');
-    assert.equal(page.status, 200);
-    assert.equal(sessionCookie(page), undefined);
+  test('when the same log-in comes over plain http, then no session cookie is sent at all', async () => {
+    const { response } = await productionLogIn(false);
+    assert.equal(sessionCookie(response), undefined);
   });
 
   test('when a route is unknown, then the 404 page shows no stack trace', async () => {
@@ -311,7 +331,7 @@ describe('production mode', () => {
     pool.inject({ match: /from "users"/i, code: 'XX000', nth: 'every', message: 'internal fault with secret details' });
     const production = buildTestApp(testDb, { env: PRODUCTION_ENV, db });
     const login = await request(production.app).get('/login').set('X-Forwarded-Proto', 'https');
-    const cookie = sessionCookie(login)!.split(';')[0]!;
+    const cookie = cookiesOf(login).find((c) => c.startsWith('__Host-movr.csrf='))!.split(';')[0]!;
     const failed = await request(production.app)
       .post('/login')
       .set('X-Forwarded-Proto', 'https')

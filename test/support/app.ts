@@ -2,11 +2,12 @@ import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import request from 'supertest';
 import type TestAgent from 'supertest/lib/agent.js';
-import { createApp, type RateLimits } from '../../src/app.js';
+import { createApp, type Lifecycle, type RateLimits } from '../../src/app.js';
 import { type Config, loadConfig } from '../../src/config.js';
 import type { MovrDatabase } from '../../src/db/database.js';
 import type { NewVehicleRow } from '../../src/db/schema.js';
 import { MovR } from '../../src/movr/movr.js';
+import { createMetrics, type Metrics, metricsHandler } from '../../src/web/metrics.js';
 import type { City } from '../../src/regions.js';
 import type { TestDatabase } from './database.js';
 
@@ -16,6 +17,10 @@ export interface TestApp {
   app: ReturnType<typeof createApp>;
   config: Config;
   movr: MovR;
+  metrics: Metrics;
+  lifecycle: Lifecycle;
+  /** A client of the metrics port (server.ts serves the same handler on METRICS_PORT). */
+  metricsClient(): ReturnType<typeof request>;
   /** A cookie-keeping client, like one browser. */
   agent(): Agent;
 }
@@ -27,8 +32,10 @@ export function buildTestApp(
 ): TestApp {
   const config = loadConfig({ NODE_ENV: 'test', SECRET_KEY: 'test-secret-that-is-at-least-32-characters', MOVR_DATA_DIR: '/nonexistent', ...env });
   const movr = new MovR(db, { bcryptCost: 4 });
-  const app = createApp({ config, db, movr, logger: pino({ level: 'silent' }), rateLimits: { registrations: 1000, ...rateLimits } });
-  return { app, config, movr, agent: () => request.agent(app) };
+  const metrics = createMetrics(db.stats);
+  const lifecycle: Lifecycle = { draining: false };
+  const app = createApp({ config, db, movr, metrics, lifecycle, logger: pino({ level: 'silent' }), rateLimits: { registrations: 1000, failedLoginsPerClient: 1000, ...rateLimits } });
+  return { app, config, movr, metrics, lifecycle, metricsClient: () => request(metricsHandler(metrics.registry)), agent: () => request.agent(app) };
 }
 
 /** The `_csrf` value of the first form on a page. */
@@ -53,13 +60,12 @@ export interface Rider {
 
 let riders = 0;
 
-/** Signs up a rider through the form and logs the agent in as them. */
+/** Signs up a rider through the form, which logs the agent in as them. */
 export async function signUpAndLogIn(agent: Agent, movr: MovR, city: City = 'new york', overrides: Partial<Record<string, string>> = {}): Promise<Rider> {
   const username = overrides.username ?? `rider${process.pid}x${++riders}`;
   const password = overrides.password ?? 'correct horse battery';
   const signUp = await formPost(agent, '/register', { city, first_name: 'Test', last_name: 'Rider', email: `${username}@example.com`, username, password });
-  if (signUp.status !== 303) throw new Error(`sign-up failed: ${signUp.status} ${signUp.text.slice(0, 500)}`);
-  await logIn(agent, username, password);
+  if (signUp.status !== 303 || signUp.headers.location !== '/vehicles') throw new Error(`sign-up failed: ${signUp.status} ${signUp.text.slice(0, 500)}`);
   const user = await movr.getUserByUsername(username);
   return { id: user!.id, username, password, city };
 }

@@ -30,7 +30,7 @@ export interface TestDatabase {
   open(options?: Partial<DatabaseOptions>): Promise<MovrDatabase>;
   /** A new empty database on the same server (no migrations); returns its connection string. */
   createDatabase(): Promise<string>;
-  /** Empties users, vehicles, rides and sessions, and zeroes `db.stats`. */
+  /** Empties users, vehicles, rides, sessions and rate limits, and zeroes `db.stats`. */
   reset(): Promise<void>;
   /** Closes every handle, stops the server and removes its directory. Safe to call twice. */
   stop(): Promise<void>;
@@ -89,7 +89,7 @@ export async function startTestDatabase(): Promise<TestDatabase> {
         return url.toString();
       },
       async reset() {
-        await sql`TRUNCATE users, vehicles, rides, sessions CASCADE`.execute(db.kysely);
+        await sql`TRUNCATE users, vehicles, rides, sessions, rate_limits CASCADE`.execute(db.kysely);
         Object.assign(db.stats, new TransactionStats());
       },
       stop,

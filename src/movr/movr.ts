@@ -188,7 +188,8 @@ export class MovR {
         .selectFrom('vehicles')
         .select(VEHICLE_COLUMNS)
         .where('city', '=', city)
-        .where('status', '<>', 'removed')
+        // A literal, not a parameter: a generic plan cannot prove a partial index's predicate from a placeholder.
+        .where('status', '<>', sql.lit('removed'))
         .orderBy('date_added', 'desc')
         .orderBy('id', 'desc')
         .limit(VEHICLES_PER_PAGE + 1)
@@ -205,7 +206,7 @@ export class MovR {
         .select(VEHICLE_COLUMNS)
         .where('city', '=', owner.city)
         .where('owner_id', '=', owner.id)
-        .where('status', '<>', 'removed')
+        .where('status', '<>', sql.lit('removed'))
         .orderBy('date_added', 'desc')
         .execute(),
     );

@@ -162,9 +162,11 @@ WHERE end_time IS NULL;
 
 -- Logged-in sessions (src/web/session-store.ts), read by sid on every logged-in request. REGIONAL BY ROW with the
 -- default crdb_region homes a session in the region of the gateway that logged the rider in, the region that serves
- them (https://www.cockroachlabs.com/docs/v24.3/alter-table#crdb_region). A read by sid searches that region first, the others only on a miss
- (https://www.cockroachlabs.com/docs/v24.3/cost-based-optimizer#locality-optimized-search-in-multi-region-clusters); a new sid is checked for
--- uniqueness in every region, and revoking a user's sessions reads sessions_user_idx in every region.
+-- them (https://www.cockroachlabs.com/docs/v24.3/alter-table#crdb_region). A read by sid searches that region first,
+-- the others only on a miss
+-- (https://www.cockroachlabs.com/docs/v24.3/cost-based-optimizer#locality-optimized-search-in-multi-region-clusters);
+-- a new sid is checked for uniqueness in every region, and revoking a user's sessions reads sessions_user_idx in
+-- every region.
 CREATE TABLE sessions (
     sid STRING NOT NULL,
     sess JSONB NOT NULL,
@@ -182,7 +184,8 @@ CREATE INDEX sessions_expire_idx ON sessions (expire);
 CREATE INDEX sessions_user_idx ON sessions (user_city, user_id);
 
 -- Log-in and sign-up counters shared by every instance: homed in the region of the gateway that first counted the
--- key, where that client's next attempts arrive (https://www.cockroachlabs.com/docs/v24.3/alter-table#crdb_region); an upsert of a key not found there reads the other regions.
+-- key, where that client's next attempts arrive (https://www.cockroachlabs.com/docs/v24.3/alter-table#crdb_region);
+-- an upsert of a key not found there reads the other regions.
 CREATE TABLE rate_limits (
     key STRING NOT NULL,
     hits INT NOT NULL,

@@ -243,8 +243,8 @@ CREATE TABLE rate_limits (
 -- Expired counters are pruned by reset_at.
 CREATE INDEX rate_limits_reset_at_idx ON rate_limits (reset_at);
 
--- The app reads it at start and refuses to run when it is missing or older than version 2.
--- Not partitioned: it lives in the default replication zone.
+-- The app reads it at start and refuses to run when it is missing or older than version 2. Not partitioned: it lives
+-- in the default replication zone.
 CREATE TABLE schema_info (
     version INT NOT NULL,
     CONSTRAINT schema_info_pkey PRIMARY KEY (version)

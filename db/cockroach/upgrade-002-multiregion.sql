@@ -54,7 +54,8 @@ DELETE FROM sessions WHERE user_id IS NULL;
 CREATE INDEX IF NOT EXISTS sessions_user_idx ON sessions (user_city, user_id);
 
 -- Log-in and sign-up counters shared by every instance: homed in the region of the gateway that first counted the
--- key, where that client's next attempts arrive (https://www.cockroachlabs.com/docs/v24.3/alter-table#crdb_region); an upsert of a key not found there reads the other regions.
+-- key, where that client's next attempts arrive (https://www.cockroachlabs.com/docs/v24.3/alter-table#crdb_region);
+-- an upsert of a key not found there reads the other regions.
 CREATE TABLE IF NOT EXISTS rate_limits (
     key STRING NOT NULL,
     hits INT NOT NULL,

@@ -486,29 +486,42 @@ function tableComment(table: TableDef, mode: Mode, version: number): string {
       ? `-- The primary key starts with city, the partition key (${DOCS}/partitioning#partition-using-primary-key).`
       : `-- ${DOCS}/create-table#create-a-table-with-a-regional-by-row-locality-using-a-custom-region-column`;
   }
+  const paragraph = (text: string) => commentParagraph(text).join('\n');
   switch (table.name) {
     case 'sessions':
       return mode === 'partitioned'
-        ? '-- Logged-in sessions (src/web/session-store.ts), read by sid on every logged-in request. A session belongs to no city\n' +
-            '-- and its key is a random sid, so it is not partitioned; its zone config below gives it a replica in every region.'
-        : '-- Logged-in sessions (src/web/session-store.ts), read by sid on every logged-in request. REGIONAL BY ROW with the\n' +
-            "-- default crdb_region homes a session in the region of the gateway that logged the rider in, the region that serves\n" +
-            ` them (${DOCS}/alter-table#crdb_region). A read by sid searches that region first, the others only on a miss\n` +
-            ` (${DOCS}/cost-based-optimizer#locality-optimized-search-in-multi-region-clusters); a new sid is checked for\n` +
-            "-- uniqueness in every region, and revoking a user's sessions reads sessions_user_idx in every region.";
+        ? paragraph(
+            'Logged-in sessions (src/web/session-store.ts), read by sid on every logged-in request. A session belongs to no ' +
+              'city and its key is a random sid, so it is not partitioned; its zone config below gives it a replica in every region.',
+          )
+        : paragraph(
+            'Logged-in sessions (src/web/session-store.ts), read by sid on every logged-in request. REGIONAL BY ROW with the ' +
+              'default crdb_region homes a session in the region of the gateway that logged the rider in, the region that serves ' +
+              `them (${DOCS}/alter-table#crdb_region). A read by sid searches that region first, the others only on a miss ` +
+              `(${DOCS}/cost-based-optimizer#locality-optimized-search-in-multi-region-clusters); a new sid is checked for ` +
+              "uniqueness in every region, and revoking a user's sessions reads sessions_user_idx in every region.",
+          );
     case 'rate_limits':
       return mode === 'partitioned'
-        ? '-- Log-in and sign-up counters shared by every instance; keyed by client, not city, and written on every attempt, so\n' +
-            '-- neither partitioned nor given global reads: it lives in the default replication zone, and may cross regions.'
-        : '-- Log-in and sign-up counters shared by every instance: homed in the region of the gateway that first counted the\n' +
-            "-- key, where that client's next attempts arrive" +
-            ` (${DOCS}/alter-table#crdb_region); an upsert of a key not found there reads the other regions.`;
+        ? paragraph(
+            'Log-in and sign-up counters shared by every instance; keyed by client, not city, and written on every attempt, so ' +
+              'neither partitioned nor given global reads: it lives in the default replication zone, and may cross regions.',
+          )
+        : paragraph(
+            'Log-in and sign-up counters shared by every instance: homed in the region of the gateway that first counted the ' +
+              `key, where that client's next attempts arrive (${DOCS}/alter-table#crdb_region); an upsert of a key not found ` +
+              'there reads the other regions.',
+          );
     default:
       return mode === 'partitioned'
-        ? `-- The app reads it at start and refuses to run when it is missing or older than version ${version}.` +
-            '\n-- Not partitioned: it lives in the default replication zone.'
-        : '-- The app reads it at start in every region and it changes once per schema version: GLOBAL, for local reads' +
-            `\n-- everywhere (${DOCS}/table-localities#global-tables).`;
+        ? paragraph(
+            `The app reads it at start and refuses to run when it is missing or older than version ${version}. Not partitioned: ` +
+              'it lives in the default replication zone.',
+          )
+        : paragraph(
+            'The app reads it at start in every region and it changes once per schema version: GLOBAL, for local reads ' +
+              `everywhere (${DOCS}/table-localities#global-tables).`,
+          );
   }
 }
 

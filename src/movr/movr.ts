@@ -39,8 +39,8 @@ const VEHICLE_COLUMNS = ['id', 'city', 'type', 'owner_id', 'date_added', 'status
 /**
  * The backend: each method runs exactly one callback through the retry wrapper, a transaction or, for a read of
  * one statement, that statement alone. Callbacks only touch the database (hashing happens before), so a retry
- * is safe. Reads and writes name the row's city wherever it is known, so on a partitioned CockroachDB they stay
- * in one region.
+ * is safe. Reads and writes name the row's city wherever it is known, so CockroachDB looks for the row in that
+ * city's region; what still crosses regions is in the README's locality map.
  */
 export class MovR {
   private readonly bcryptCost: number;

@@ -16,8 +16,10 @@
 -- (https://www.cockroachlabs.com/docs/v26.2/online-schema-changes), and a DDL statement that falls back to the legacy
 -- schema changer fails on a locked table with SQLSTATE 57000 (pkg/sql/logictest/testdata/logic_test/schema_locked).
 -- Every CREATE TABLE here says WITH (schema_locked = false), a table storage parameter of every version above
--- (https://www.cockroachlabs.com/docs/v24.3/with-storage-parameter), so no later statement, here or in an upgrade
--- file, depends on a table being unlocked for it. MovR runs no changefeed, which is all it would speed up.
+-- (https://www.cockroachlabs.com/docs/v24.3/with-storage-parameter); that it may be given false at creation rests on
+-- CockroachDB's tests (CREATE TABLE ... WITH (schema_locked = t) in that logic test, WITH (schema_locked=false) in
+-- pkg/ccl/changefeedccl/changefeed_schema_test.go). So no later statement, here or in an upgrade file, depends on a
+-- table being unlocked for it. MovR runs no changefeed, which is all it would speed up.
 --
 -- Licence (https://www.cockroachlabs.com/docs/v26.2/licensing-faqs): from v24.3 on, partitioning, zone configs and
 -- database regions need no separate Enterprise feature key, but a self-hosted cluster of more than one node needs a

@@ -455,6 +455,8 @@ describe('CockroachDB DDL', () => {
       MULTI_REGION_DDL_FILE,
       ...Array.from({ length: SCHEMA_VERSION - 1 }, (_, i) => [upgradeFileName('partitioned', i + 2), upgradeFileName('multiRegion', i + 2)]).flat(),
     ]);
+    // One PostgreSQL migration per schema version, so a new migration bumps SCHEMA_VERSION and gets its upgrade files.
+    assert.equal(Object.keys(MIGRATIONS).length, SCHEMA_VERSION);
     assert.equal(upgradeFileName('partitioned', 2), 'db/cockroach/upgrade-002.sql');
     assert.equal(upgradeFileName('multiRegion', 2), 'db/cockroach/upgrade-002-multiregion.sql');
     for (const [file, content] of Object.entries(files)) {

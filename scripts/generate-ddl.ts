@@ -1,9 +1,9 @@
-import { readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ddlFiles } from '../src/db/cockroach-ddl.js';
 
-/** Writes dbinit.sql and dbinit-multiregion.sql into rootDir, or with `check` only reports the files that differ. */
+/** Writes dbinit.sql, dbinit-multiregion.sql and db/cockroach/upgrade-*.sql under rootDir, or with `check` only reports the files that differ. */
 export async function syncDdl(rootDir: string, options: { check: boolean }): Promise<{ differing: string[] }> {
   const differing: string[] = [];
   for (const [file, content] of Object.entries(ddlFiles())) {
@@ -11,7 +11,9 @@ export async function syncDdl(rootDir: string, options: { check: boolean }): Pro
     const current = await readFile(path, 'utf8').catch(() => undefined);
     if (current === content) continue;
     differing.push(file);
-    if (!options.check) await writeFile(path, content);
+    if (options.check) continue;
+    await mkdir(dirname(path), { recursive: true });
+    await writeFile(path, content);
   }
   return { differing };
 }
@@ -27,10 +29,10 @@ async function main(argv: readonly string[]): Promise<number> {
   const { differing } = await syncDdl(rootDir, { check });
   if (check) {
     for (const file of differing) console.error(`${file} differs from the generator's output; run \`npm run ddl\` and commit it.`);
-    if (differing.length === 0) console.log('dbinit files are up to date.');
+    if (differing.length === 0) console.log('CockroachDB schema files are up to date.');
     return differing.length === 0 ? 0 : 1;
   }
-  console.log(differing.length === 0 ? 'dbinit files were already up to date.' : `wrote ${differing.join(', ')}`);
+  console.log(differing.length === 0 ? 'CockroachDB schema files were already up to date.' : `wrote ${differing.join(', ')}`);
   return 0;
 }
 

@@ -3,18 +3,67 @@ import { SCHEMA_VERSION } from './schema.js';
 import { VEHICLE_STATUS_LIST, VEHICLE_TYPE_LIST } from './sql-lists.js';
 
 /**
- * Builds the two CockroachDB schema files from the regions module: dbinit.sql (geo-partitioned by city, zone configs per
- * partition) and dbinit-multiregion.sql (multi-region SQL: database regions, REGIONAL BY ROW and GLOBAL tables).
- * Pure functions; scripts/generate-ddl.ts writes the files and test/unit/cockroach-ddl.test.ts checks them against
- * the PostgreSQL migration.
+ * Builds the CockroachDB schema files from the regions module and the schema history: dbinit.sql (geo-partitioned
+ * by city, zone configs per partition), dbinit-multiregion.sql (multi-region SQL: database regions, REGIONAL BY ROW
+ * and GLOBAL tables), and for each later schema version one upgrade file per layout under db/cockroach/. Pure
+ * functions; scripts/generate-ddl.ts writes the files and test/unit/cockroach-ddl.test.ts checks them against the
+ * PostgreSQL migrations and against each other (version N-1 plus its upgrade equals version N).
  */
 
 export const PARTITIONED_DDL_FILE = 'dbinit.sql';
 export const MULTI_REGION_DDL_FILE = 'dbinit-multiregion.sql';
+export const UPGRADE_DIR = 'db/cockroach';
 export const DATABASE_NAME = 'movr';
-export const COCKROACH_VERSIONS = 'v23.1 and later';
+/** The computed region column of the city tables in dbinit-multiregion.sql; the app tells the layouts apart by it. */
+export const REGION_COLUMN = 'region';
 
-const DOCS = 'https://www.cockroachlabs.com/docs/v23.1';
+/**
+ * The CockroachDB releases in support on 2026-12-01, per cockroachdb/docs src/current/_data/versions.csv and the
+ * release support policy (https://www.cockroachlabs.com/docs/releases/release-support-policy): v24.1 and v26.1
+ * (an Innovation release, no assistance phase) had left support; v24.3 and v25.2 only in their LTS patches.
+ */
+export const COCKROACH_VERSIONS = [
+  { version: 'v24.3', patches: 'LTS, 24.3.12 and later', supportEnds: '2027-05-05' },
+  { version: 'v25.2', patches: 'LTS, 25.2.10 and later', supportEnds: '2027-12-17' },
+  { version: 'v25.4', patches: '25.4.0 and later', supportEnds: '2027-05-03' },
+  { version: 'v26.2', patches: '26.2.0 and later', supportEnds: '2027-10-27' },
+] as const;
+export const VERSIONS_CHECKED_ON = '2026-12-01';
+
+/** The oldest version targeted: what its docs document, the later ones keep. */
+const DOCS = 'https://www.cockroachlabs.com/docs/v24.3';
+/** The newest, for what changed since (schema_locked defaults, licences). */
+const DOCS_NOW = 'https://www.cockroachlabs.com/docs/v26.2';
+const SOURCE = 'https://github.com/cockroachdb/cockroach/blob/master';
+
+/** dbinit.sql's layout, or dbinit-multiregion.sql's. */
+export type Mode = 'partitioned' | 'multiRegion';
+
+/** What each schema version after the first changed, for the upgrade files' headers. */
+const CHANGES: Record<number, string> = {
+  2:
+    'sessions name their user (user_city, user_id, indexed) and can be revoked (a tombstone until they expire); a ' +
+    'rate_limits table holds the log-in and sign-up counters every app instance shares',
+};
+
+/**
+ * Statements that move data when a version changes the shape of rows, run after its new columns exist and before
+ * its new indexes: the same as the PostgreSQL migration of that version does.
+ */
+const DATA_CHANGES: Record<number, readonly { why: string; sql: string }[]> = {
+  2: [
+    {
+      why:
+        "Sessions name their user, copied from passport's entry in sess (as src/db/migrations/002-fleet.ts does); only rows\n" +
+        '-- not moved yet, so that loading this file again leaves the sessions written since alone.',
+      sql: "UPDATE sessions SET user_city = sess -> 'passport' -> 'user' ->> 'city', user_id = (sess -> 'passport' -> 'user' ->> 'id')::UUID WHERE user_id IS NULL",
+    },
+    { why: 'Sessions of nobody (the old anonymous CSRF sessions) are no longer kept.', sql: 'DELETE FROM sessions WHERE user_id IS NULL' },
+  ],
+};
+
+/** Tables of no city that dbinit.sql gives a replica in every region with global reads, from this schema version. */
+const GLOBAL_READS_SINCE: Record<string, number> = { sessions: 2 };
 
 export interface RegionLayout {
   /** The cloud region, as the nodes' `--locality=region=...` names it. */
@@ -59,6 +108,8 @@ export interface ColumnDef {
   readonly type: string;
   readonly notNull: boolean;
   readonly default?: string;
+  /** The schema version that added it; 1 when absent. */
+  readonly since?: number;
 }
 
 export interface TableDef {
@@ -75,6 +126,8 @@ export interface TableDef {
   }[];
   /** Rows belong to the city in `city`: partitioned by it, or REGIONAL BY ROW in its region. */
   readonly byCity: boolean;
+  /** The schema version that added it; 1 when absent. */
+  readonly since?: number;
 }
 
 export interface IndexDef {
@@ -85,17 +138,30 @@ export interface IndexDef {
   readonly columns: readonly string[];
   readonly where?: string;
   readonly purpose: string;
+  /** The schema version that added it; 1 when absent. */
+  readonly since?: number;
 }
 
-/** The tables, constraints and indexes of migrations/001-initial.ts in CockroachDB types. */
-export function cockroachSchema(layout: readonly RegionLayout[] = regionLayout()): {
+/**
+ * The tables, constraints and indexes of the PostgreSQL migrations (src/db/migrations) at schema `version`, in
+ * CockroachDB types; `since` marks what each later migration added, from which the upgrade files are written.
+ */
+export function cockroachSchema(
+  layout: readonly RegionLayout[] = regionLayout(),
+  version: number = SCHEMA_VERSION,
+): {
   tables: readonly TableDef[];
   indexes: readonly IndexDef[];
 } {
   checkLayout(layout);
   const cityList = literals(layout.flatMap((region) => region.cities));
-  const col = (name: string, type: string, notNull: boolean, defaultValue?: string): ColumnDef =>
-    defaultValue === undefined ? { name, type, notNull } : { name, type, notNull, default: defaultValue };
+  const col = (name: string, type: string, notNull: boolean, defaultValue?: string, since?: number): ColumnDef => ({
+    name,
+    type,
+    notNull,
+    ...(defaultValue === undefined ? {} : { default: defaultValue }),
+    ...(since === undefined ? {} : { since }),
+  });
   const cityCheck = (column: string, name: string) => ({ name, expr: `${column} IN (${cityList})` });
 
   const tables: TableDef[] = [
@@ -178,9 +244,9 @@ export function cockroachSchema(layout: readonly RegionLayout[] = regionLayout()
         col('sid', 'STRING', true),
         col('sess', 'JSONB', true),
         col('expire', 'TIMESTAMP(6)', true),
-        col('user_city', 'STRING', false),
-        col('user_id', 'UUID', false),
-        col('revoked', 'BOOL', true, 'false'),
+        col('user_city', 'STRING', false, undefined, 2),
+        col('user_id', 'UUID', false, undefined, 2),
+        col('revoked', 'BOOL', true, 'false', 2),
       ],
       primaryKey: ['sid'],
       checks: [],
@@ -190,6 +256,7 @@ export function cockroachSchema(layout: readonly RegionLayout[] = regionLayout()
     {
       name: 'rate_limits',
       byCity: false,
+      since: 2,
       columns: [col('key', 'STRING', true), col('hits', 'INT', true), col('reset_at', 'TIMESTAMPTZ', true)],
       primaryKey: ['key'],
       checks: [],
@@ -259,6 +326,7 @@ export function cockroachSchema(layout: readonly RegionLayout[] = regionLayout()
       unique: false,
       columns: ['user_city', 'user_id'],
       purpose: "Account deletion revokes all of a user's sessions through this index.",
+      since: 2,
     },
     {
       name: 'rate_limits_reset_at_idx',
@@ -266,9 +334,16 @@ export function cockroachSchema(layout: readonly RegionLayout[] = regionLayout()
       unique: false,
       columns: ['reset_at'],
       purpose: 'Expired counters are pruned by reset_at.',
+      since: 2,
     },
   ];
-  return { tables, indexes };
+  const present = (since: number | undefined) => (since ?? 1) <= version;
+  return {
+    tables: tables
+      .filter((table) => present(table.since))
+      .map((table) => ({ ...table, columns: table.columns.filter((column) => present(column.since)) })),
+    indexes: indexes.filter((index) => present(index.since)),
+  };
 }
 
 const CITY_COLUMNS = new Set(['city', 'rider_city']);
@@ -292,22 +367,21 @@ function regionCase(layout: readonly RegionLayout[]): string {
   return ['(', '        CASE', ...whens, '        END', '    )'].join('\n');
 }
 
-type Mode = 'partitioned' | 'multiRegion';
+function columnSql(column: ColumnDef): string {
+  const parts = [column.name, column.type];
+  if (column.notNull) parts.push('NOT NULL');
+  if (column.default !== undefined) parts.push(`DEFAULT ${column.default}`);
+  return parts.join(' ');
+}
 
 function tableElements(table: TableDef, mode: Mode, layout: readonly RegionLayout[]): string[] {
-  const lines: string[] = [];
-  for (const column of table.columns) {
-    const parts = [column.name, column.type];
-    if (column.notNull) parts.push('NOT NULL');
-    if (column.default !== undefined) parts.push(`DEFAULT ${column.default}`);
-    lines.push(`    ${parts.join(' ')}`);
-  }
+  const lines = table.columns.map((column) => `    ${columnSql(column)}`);
   if (mode === 'multiRegion' && table.byCity) {
     lines.push(
       '    -- The row\'s home region, computed from its city, so a rider\'s rows live in their city\'s region whichever gateway' +
-        '\n    -- inserted them; the column must be crdb_internal_region NOT NULL' +
-        ` (${DOCS}/alter-table#rename-crdb_region).` +
-        `\n    region crdb_internal_region NOT NULL AS ${regionCase(layout)} STORED`,
+        '\n    -- inserted them; REGIONAL BY ROW AS needs a crdb_internal_region NOT NULL column' +
+        ` (${DOCS}/table-localities#regional-by-row-tables).` +
+        `\n    ${REGION_COLUMN} crdb_internal_region NOT NULL AS ${regionCase(layout)} STORED`,
     );
   }
   lines.push(`    CONSTRAINT ${table.name}_pkey PRIMARY KEY (${table.primaryKey.join(', ')})`);
@@ -315,13 +389,15 @@ function tableElements(table: TableDef, mode: Mode, layout: readonly RegionLayou
   for (const unique of table.uniques) {
     const why =
       mode === 'partitioned'
-        ? '    -- Not partitioned: a username is unique across all cities, which per-city partitions cannot enforce. The docs\n' +
-          '    -- answer global uniqueness with an unpartitioned secondary index; it also serves login by username. It lives in\n' +
-          '    -- the default zone, so sign-up and login may take one cross-region hop; CockroachDB prints a NOTICE about it' +
-          ` (${DOCS}/partitioning#partition-using-a-secondary-index).\n`
+        ? '    -- Not partitioned: a username is unique across all cities, which per-city partitions cannot enforce; the docs\n' +
+          '    -- answer global uniqueness with an unpartitioned secondary index' +
+          ` (${DOCS}/partitioning#partition-using-a-secondary-index).\n` +
+          '    -- It serves log-in by username too, and lives in the default zone: sign-up, log-in and account deletion may cross\n' +
+          '    -- regions to reach it. (CockroachDB prints its "non-partitioned index" NOTICE only for INDEX definitions, not for\n' +
+          `    -- a UNIQUE constraint: ${SOURCE}/pkg/sql/create_table.go, createTableNode.startExec.)\n`
         : '    -- Implicitly partitioned by region like every index of a REGIONAL BY ROW table; CockroachDB keeps it unique\n' +
-          '    -- across regions with a uniqueness check on insert and update' +
-          ` (${DOCS}/alter-table#add-a-unique-index-to-a-regional-by-row-table).\n`;
+          '    -- across regions by checking the other regions on every insert and update of a username' +
+          ` (${DOCS}/alter-table#using-implicit-vs-explicit-index-partitioning-in-regional-by-row-tables).\n`;
     lines.push(`${why}    CONSTRAINT ${unique.name} UNIQUE (${unique.columns.join(', ')})`);
   }
   for (const fk of table.foreignKeys) {
@@ -337,8 +413,7 @@ function joinElements(elements: readonly string[]): string {
   return elements.map((element, i) => (i < elements.length - 1 ? `${element},` : element)).join('\n');
 }
 
-function zoneConfigs(table: TableDef, indexes: readonly IndexDef[], layout: readonly RegionLayout[]): string {
-  const indexNames = [`${table.name}_pkey`, ...indexes.filter((index) => index.table === table.name).map((index) => index.name)];
+function partitionZones(table: TableDef, indexNames: readonly string[], layout: readonly RegionLayout[]): string {
   const statements = indexNames.flatMap((indexName) =>
     layout.map(
       (region) =>
@@ -346,25 +421,55 @@ function zoneConfigs(table: TableDef, indexes: readonly IndexDef[], layout: read
     ),
   );
   return [
-    `-- Pin each partition of every ${table.name} index to its region (${DOCS}/alter-partition#create-a-replication-zone-for-a-partition).`,
+    `-- Pin each partition of every ${table.name} index to its region (${DOCS}/alter-partition#create-a-replication-zone-for-a-partition);`,
+    '-- a constraint no node matches is refused, so a cluster without these regions stops the load here',
+    `-- (${SOURCE}/pkg/sql/set_zone_config.go: "matches no existing nodes within the cluster").`,
     ...statements,
   ].join('\n');
 }
 
-function createIndex(index: IndexDef, table: TableDef, mode: Mode, layout: readonly RegionLayout[]): string {
-  const head = `CREATE ${index.unique ? 'UNIQUE ' : ''}INDEX ${index.name} ON ${index.table} (${index.columns.join(', ')})`;
+/**
+ * The zone config a GLOBAL table gets from multi-region SQL, written out for dbinit.sql, which has no database
+ * regions: three voters in the first region, a non-voting replica in every other one, and global reads, so that
+ * every region reads locally and writes pay a cross-region round trip and commit wait.
+ */
+function globalReadsZone(table: TableDef, layout: readonly RegionLayout[]): string {
+  const [primary] = layout;
+  const perRegion = layout.map((region) => `"+region=${region.name}": 1`).join(', ');
+  return [
+    `-- ${table.name} belongs to no city and is read on every logged-in request: a replica in every region with global reads`,
+    `-- (the zone config of a GLOBAL table: ${DOCS}/table-localities#global-tables, ${DOCS}/configure-replication-zones#global_reads).`,
+    `ALTER TABLE ${table.name} CONFIGURE ZONE USING`,
+    `    num_replicas = ${layout.length + 2},`,
+    '    num_voters = 3,',
+    `    constraints = '{${perRegion}}',`,
+    `    voter_constraints = '[+region=${primary!.name}]',`,
+    `    lease_preferences = '[[+region=${primary!.name}]]',`,
+    '    global_reads = true;',
+  ].join('\n');
+}
+
+function createIndex(index: IndexDef, table: TableDef, mode: Mode, layout: readonly RegionLayout[], ifNotExists: boolean): string {
+  const head = `CREATE ${index.unique ? 'UNIQUE ' : ''}INDEX ${ifNotExists ? 'IF NOT EXISTS ' : ''}${index.name} ON ${index.table} (${index.columns.join(', ')})`;
   const lines = [`-- ${index.purpose}`];
   const partitioned = mode === 'partitioned' && table.byCity;
   if (partitioned && partitionColumnOf(index) !== 'city') {
     lines.push(
-      `-- Partitioned by ${partitionColumnOf(index)}: the partition key must lead the index (${DOCS}/topology-geo-partitioned-replicas#steps),` +
+      `-- Partitioned by ${partitionColumnOf(index)}: the partition columns must lead the index (${DOCS}/partitioning#primary-key-considerations),` +
         "\n-- so these entries live in the rider's home region.",
     );
   }
-  if (mode === 'multiRegion' && table.byCity && index.unique && leadingColumn(index) !== 'city') {
+  if (mode === 'multiRegion' && table.byCity && leadingColumn(index) !== 'city') {
     lines.push(
-      "-- The region follows the ride's city, not rider_city, so this uniqueness is checked across regions" +
+      "-- Implicitly partitioned by the row's region, which follows the ride's city, not rider_city: a lookup by rider reads" +
+        `\n-- every region${index.unique ? ', and this uniqueness is checked in every region' : ''}` +
         ` (${DOCS}/alter-table#using-implicit-vs-explicit-index-partitioning-in-regional-by-row-tables).`,
+    );
+  }
+  if (index.where !== undefined) {
+    lines.push(
+      `-- Partial: used only by a query whose filter implies the predicate (${DOCS}/partial-indexes), so the app sends it as a` +
+        '\n-- literal, which a generic plan sees as well as a custom one; a placeholder it could not prove.',
     );
   }
   // CockroachDB's grammar puts PARTITION BY before the WHERE of a partial index (create-index.md parameters).
@@ -375,49 +480,190 @@ function createIndex(index: IndexDef, table: TableDef, mode: Mode, layout: reado
   return lines.join('\n');
 }
 
-function header(mode: Mode, layout: readonly RegionLayout[]): string {
-  const file = mode === 'partitioned' ? PARTITIONED_DDL_FILE : MULTI_REGION_DDL_FILE;
+function tableComment(table: TableDef, mode: Mode, version: number): string {
+  if (table.byCity) {
+    return mode === 'partitioned'
+      ? `-- The primary key starts with city, the partition key (${DOCS}/partitioning#partition-using-primary-key).`
+      : `-- ${DOCS}/create-table#create-a-table-with-a-regional-by-row-locality-using-a-custom-region-column`;
+  }
+  const paragraph = (text: string) => commentParagraph(text).join('\n');
+  switch (table.name) {
+    case 'sessions':
+      return mode === 'partitioned'
+        ? paragraph(
+            'Logged-in sessions (src/web/session-store.ts), read by sid on every logged-in request. A session belongs to no ' +
+              'city and its key is a random sid, so it is not partitioned; its zone config below gives it a replica in every region.',
+          )
+        : paragraph(
+            'Logged-in sessions (src/web/session-store.ts), read by sid on every logged-in request. REGIONAL BY ROW with the ' +
+              'default crdb_region homes a session in the region of the gateway that logged the rider in, the region that serves ' +
+              `them (${DOCS}/alter-table#crdb_region). A read by sid searches that region first, the others only on a miss ` +
+              `(${DOCS}/cost-based-optimizer#locality-optimized-search-in-multi-region-clusters); a new sid is checked for ` +
+              "uniqueness in every region, and revoking a user's sessions reads sessions_user_idx in every region.",
+          );
+    case 'rate_limits':
+      return mode === 'partitioned'
+        ? paragraph(
+            'Log-in and sign-up counters shared by every instance; keyed by client, not city, and written on every attempt, so ' +
+              'neither partitioned nor given global reads: it lives in the default replication zone, and may cross regions.',
+          )
+        : paragraph(
+            'Log-in and sign-up counters shared by every instance: homed in the region of the gateway that first counted the ' +
+              `key, where that client's next attempts arrive (${DOCS}/alter-table#crdb_region); an upsert of a key not found ` +
+              'there reads the other regions.',
+          );
+    default:
+      return mode === 'partitioned'
+        ? paragraph(
+            `The app reads it at start and refuses to run when it is missing or older than version ${version}. Not partitioned: ` +
+              'it lives in the default replication zone.',
+          )
+        : paragraph(
+            'The app reads it at start in every region and it changes once per schema version: GLOBAL, for local reads ' +
+              `everywhere (${DOCS}/table-localities#global-tables).`,
+          );
+  }
+}
+
+/**
+ * CREATE TABLE with the table's indexes and zone configs. `WITH (schema_locked = false)`: from v26.1 new tables are
+ * schema_locked by default, and every later statement here (indexes, zone configs, foreign keys to it, upgrades)
+ * then relies on the schema changer unlocking the table by itself; this makes them need nothing of the kind.
+ */
+function createTable(
+  table: TableDef,
+  indexes: readonly IndexDef[],
+  mode: Mode,
+  layout: readonly RegionLayout[],
+  version: number,
+  ifNotExists: boolean,
+): string[] {
+  let suffix = ' WITH (schema_locked = false)';
+  if (mode === 'partitioned' && table.byCity) suffix = ` ${partitionClause('city', layout, '')}${suffix}`;
+  if (mode === 'multiRegion') {
+    suffix += table.byCity ? ` LOCALITY REGIONAL BY ROW AS ${REGION_COLUMN}` : table.name === 'schema_info' ? ' LOCALITY GLOBAL' : ' LOCALITY REGIONAL BY ROW';
+  }
+  const head = `CREATE TABLE ${ifNotExists ? 'IF NOT EXISTS ' : ''}${table.name} (`;
+  const out = [[tableComment(table, mode, version), head, joinElements(tableElements(table, mode, layout)), `)${suffix};`].join('\n')];
+  const own = indexes.filter((index) => index.table === table.name);
+  for (const index of own) out.push(createIndex(index, table, mode, layout, ifNotExists));
+  if (mode === 'partitioned' && table.byCity) out.push(partitionZones(table, [`${table.name}_pkey`, ...own.map((i) => i.name)], layout));
+  const globalSince = GLOBAL_READS_SINCE[table.name];
+  if (mode === 'partitioned' && globalSince !== undefined && globalSince <= version) out.push(globalReadsZone(table, layout));
+  return out;
+}
+
+const fileOf = (mode: Mode) => (mode === 'partitioned' ? PARTITIONED_DDL_FILE : MULTI_REGION_DDL_FILE);
+
+/** db/cockroach/upgrade-002.sql (for dbinit.sql) or db/cockroach/upgrade-002-multiregion.sql: from version - 1 to version. */
+export function upgradeFileName(mode: Mode, version: number): string {
+  return `${UPGRADE_DIR}/upgrade-${String(version).padStart(3, '0')}${mode === 'multiRegion' ? '-multiregion' : ''}.sql`;
+}
+
+/** The upgrade files that bring a database of schema version `from`, loaded from `mode`'s file, to SCHEMA_VERSION. */
+export function upgradePath(mode: Mode, from: number): string[] {
+  const files: string[] = [];
+  for (let version = Math.max(from, 1) + 1; version <= SCHEMA_VERSION; version++) files.push(upgradeFileName(mode, version));
+  return files;
+}
+
+/** A paragraph as `-- ` comment lines of at most 118 characters (a long URL gets a line of its own if need be). */
+function commentParagraph(text: string): string[] {
+  const lines: string[] = [];
+  let line = '--';
+  for (const word of text.split(/\s+/)) {
+    if (line.length > 2 && line.length + 1 + word.length > 118) {
+      lines.push(line);
+      line = '--';
+    }
+    line += ` ${word}`;
+  }
+  lines.push(line);
+  return lines;
+}
+
+function versionsBlock(): string[] {
+  const names = COCKROACH_VERSIONS.map((v) => `${v.version} (${v.patches})`);
+  return [
+    ...commentParagraph(
+      `CockroachDB versions: ${names.slice(0, -1).join(', ')} and ${names.at(-1)}, the releases in support on ` +
+        `${VERSIONS_CHECKED_ON} (https://www.cockroachlabs.com/docs/releases/release-support-policy). Checked by reading ` +
+        "each statement against those versions' docs and grammar (pkg/sql/parser/sql.y) and, where the docs are silent, " +
+        "CockroachDB's logic tests and source, each named beside its statement; not loaded into a live cluster here.",
+    ),
+    '--',
+    ...commentParagraph(
+      `Schema-locked tables: from v26.1 CREATE TABLE makes tables schema_locked by default (${DOCS_NOW}/online-schema-changes), ` +
+        'and a DDL statement that falls back to the legacy schema changer fails on a locked table with SQLSTATE 57000 ' +
+        '(pkg/sql/logictest/testdata/logic_test/schema_locked). Every CREATE TABLE here says WITH (schema_locked = false), ' +
+        `a table storage parameter of every version above (${DOCS}/with-storage-parameter); that it may be given false at ` +
+        "creation rests on CockroachDB's tests (CREATE TABLE ... WITH (schema_locked = t) in that logic test, WITH " +
+        '(schema_locked=false) in pkg/ccl/changefeedccl/changefeed_schema_test.go). So no later statement, here or in an ' +
+        'upgrade file, depends on a table being unlocked for it. MovR runs no changefeed, which is all it would speed up.',
+    ),
+    '--',
+    ...commentParagraph(
+      `Licence (${DOCS_NOW}/licensing-faqs): from v24.3 on, partitioning, zone configs and database regions need no ` +
+        'separate Enterprise feature key, but a self-hosted cluster of more than one node needs a licence key (Enterprise, ' +
+        'Enterprise Free or Enterprise Trial) within a 7-day grace period, and Free and Trial keys need telemetry at least ' +
+        'every 7 days; otherwise the cluster is throttled to 5 concurrent open transactions (pkg/server/license/enforcer.go), ' +
+        "fewer than one app instance's pool of 10 connections. CockroachDB Cloud clusters carry a licence already.",
+    ),
+  ];
+}
+
+function loadLines(file: string, database: string): string[] {
+  return [`--   cockroach sql --url 'postgresql://root@<host>:26257/${database}?sslmode=verify-full&sslrootcert=<ca.crt>' -f ${file}`];
+}
+
+function header(mode: Mode, layout: readonly RegionLayout[], version: number): string {
+  const file = fileOf(mode);
   const other = mode === 'partitioned' ? MULTI_REGION_DDL_FILE : PARTITIONED_DDL_FILE;
-  const regionList = layout.map((region, i) => `${region.name}${mode === 'multiRegion' && i === 0 ? ' (primary)' : ''}`).join(', ');
+  const regionList = layout.map((region) => region.name).join(', ');
   const lines =
     mode === 'partitioned'
       ? [
-          '-- MovR schema for CockroachDB: the classic geo-partitioned layout. The city-keyed tables and their indexes are',
-          '-- partitioned by city, one partition per region, each partition pinned to its region by a zone config.',
+          `-- MovR schema version ${version} for CockroachDB: the classic geo-partitioned layout. The city-keyed tables and their`,
+          '-- indexes are partitioned by city, one partition per region, each partition pinned to its region by a zone config.',
           `-- For CockroachDB's multi-region SQL (REGIONAL BY ROW tables) load ${other} instead, not both.`,
         ]
       : [
-          "-- MovR schema for CockroachDB's multi-region SQL: database regions, REGIONAL BY ROW tables homed in their",
-          `-- city's region, a GLOBAL schema_info. For the classic geo-partitioned layout load ${other} instead, not both.`,
+          `-- MovR schema version ${version} for CockroachDB's multi-region SQL: database regions, REGIONAL BY ROW tables homed in`,
+          `-- their city's region, a GLOBAL schema_info. For the classic geo-partitioned layout load ${other} instead, not both.`,
         ];
   lines.push(
     '--',
-    `-- Generated by scripts/generate-ddl.ts from src/regions.ts and src/db/cockroach-ddl.ts: change those and run`,
+    '-- Generated by scripts/generate-ddl.ts from src/regions.ts and src/db/cockroach-ddl.ts: change those and run',
     '-- `npm run ddl`; never edit this file by hand.',
     '--',
-    `-- Written for CockroachDB ${COCKROACH_VERSIONS}; every statement was checked against the v23.1 docs (${DOCS}/).`,
-    mode === 'partitioned'
-      ? `-- Partitioning and partition zone configs need an Enterprise license key (${DOCS}/partitioning#enterprise-license);`
-      : `-- Regions (PRIMARY REGION, ADD REGION) need an Enterprise license key (${DOCS}/alter-database#subcommands);`,
-    '-- from v24.3 a multi-node cluster needs a license key after a 7-day grace period, and the Enterprise Free and Trial',
-    '-- keys include these features (https://www.cockroachlabs.com/docs/stable/licensing-faqs).',
-    `-- Start the nodes with --locality=region=<region>, for the regions ${regionList};`,
-    mode === 'partitioned'
-      ? '-- at least 3 nodes per region, since each partition keeps all its replicas in its region.'
-      : `-- SHOW REGIONS FROM CLUSTER must list them (${DOCS}/multiregion-overview).`,
+    ...versionsBlock(),
+    '--',
+    ...commentParagraph(
+      `Before loading: start every node with --locality=region=<region>,zone=<zone>, at least 3 nodes in each of ${regionList}` +
+        (mode === 'partitioned'
+          ? ' (every partition keeps all its replicas in its region, and sessions keep 3 voters in the first). SHOW REGIONS ' +
+            `FROM CLUSTER (${DOCS}/show-regions) must list each of them, or the first zone config naming a missing one stops the load.`
+          : ` (the first is the primary region). SHOW REGIONS FROM CLUSTER (${DOCS}/show-regions) must list each of them, or ` +
+            'ALTER DATABASE ... REGION stops the load.'),
+    ),
     '--',
     '-- Load it once, into a cluster without a movr database:',
-    `--   cockroach sql --url 'postgresql://root@<host>:26257/defaultdb?sslmode=verify-full&sslrootcert=<ca.crt>' -f ${file}`,
-    '-- It never drops anything. CREATE DATABASE fails when movr exists, and cockroach sql -f stops at the first error',
-    `-- (errexit is on outside interactive sessions: ${DOCS}/cockroach-sql#client-side-options), so a second run`,
-    '-- changes nothing. To start over on purpose, and lose the data: DROP DATABASE movr CASCADE; then load again.',
+    ...loadLines(file, 'defaultdb'),
+    ...commentParagraph(
+      'It never drops anything. CREATE DATABASE fails when movr exists, and cockroach sql -f stops at the first error ' +
+        `(errexit is on outside interactive sessions: ${DOCS}/cockroach-sql#client-side-options), so a second run changes ` +
+        'nothing. To start over on purpose, and lose the data: DROP DATABASE movr CASCADE; then load again. A database ' +
+        `loaded from an older version of this file is brought here by ${UPGRADE_DIR}/upgrade-NNN${mode === 'multiRegion' ? '-multiregion' : ''}.sql, ` +
+        'each in order (the app names the ones it needs when it refuses to start).',
+    ),
   );
   return lines.join('\n');
 }
 
-function render(mode: Mode, layout: readonly RegionLayout[]): string {
-  const { tables, indexes } = cockroachSchema(layout);
-  const out: string[] = [header(mode, layout), `CREATE DATABASE ${DATABASE_NAME};`];
+/** The whole schema at `version` (SCHEMA_VERSION for the files; older ones let tests replay the upgrades). */
+function render(mode: Mode, layout: readonly RegionLayout[], version: number): string {
+  const { tables, indexes } = cockroachSchema(layout, version);
+  const out: string[] = [header(mode, layout, version), `CREATE DATABASE ${DATABASE_NAME};`];
 
   if (mode === 'multiRegion') {
     const [primary, ...others] = layout;
@@ -432,70 +678,106 @@ function render(mode: Mode, layout: readonly RegionLayout[]): string {
     );
   }
   out.push(`USE ${DATABASE_NAME};`);
+  for (const table of tables) out.push(...createTable(table, indexes, mode, layout, version, false));
+  out.push(`INSERT INTO schema_info (version) VALUES (${version});`);
+  return `${out.join('\n\n')}\n`;
+}
 
-  for (const table of tables) {
-    const elements = tableElements(table, mode, layout);
-    const before: string[] = [];
-    let suffix = '';
-    if (table.byCity) {
-      if (mode === 'partitioned') {
-        before.push(`-- The primary key starts with city, the partition key (${DOCS}/partitioning#partition-using-primary-key).`);
-        suffix = ` ${partitionClause('city', layout, '')}`;
-      } else {
-        before.push(`-- ${DOCS}/create-table#create-a-table-with-a-regional-by-row-locality-using-a-custom-region-column`);
-        suffix = ' LOCALITY REGIONAL BY ROW AS region';
-      }
-    } else if (table.name === 'rate_limits') {
-      before.push(
-        mode === 'partitioned'
-          ? '-- Log-in and sign-up counters shared by every instance; keyed by client, not city: the default zone.'
-          : '-- Log-in and sign-up counters shared by every instance: homed in the region of the gateway that first counted\n' +
-              `-- the key, where that client's next attempts arrive (${DOCS}/alter-table#crdb_region).`,
-      );
-      if (mode === 'multiRegion') suffix = ' LOCALITY REGIONAL BY ROW';
-    } else if (table.name === 'sessions') {
-      before.push(
-        mode === 'partitioned'
-          ? "-- Logged-in sessions (src/web/session-store.ts). A session belongs to no city, so it is not partitioned: it lives in the default\n" +
-              `-- replication zone, replicas wherever the allocator puts them (${DOCS}/configure-replication-zones).`
-          : "-- Logged-in sessions (src/web/session-store.ts). A session belongs to no city: REGIONAL BY ROW with the default crdb_region column\n" +
-              "-- homes it in the region of the gateway that created it, the rider's nearest one (" +
-              `${DOCS}/alter-table#crdb_region).\n` +
-              '-- Lookups by sid search that region first; a new sid is checked for uniqueness across regions' +
-              ` (${DOCS}/cost-based-optimizer#locality-optimized-search-in-multi-region-clusters).`,
-      );
-      if (mode === 'multiRegion') suffix = ' LOCALITY REGIONAL BY ROW';
-    } else {
-      before.push(
-        mode === 'partitioned'
-          ? `-- The app reads it at start and refuses to run when it is missing or older than version ${SCHEMA_VERSION}.` +
-              '\n-- Not partitioned: it lives in the default replication zone.'
-          : '-- The app reads it at start in every region and it changes once per schema version: GLOBAL, for local reads' +
-              `\n-- everywhere (${DOCS}/table-localities#global-tables).`,
-      );
-      if (mode === 'multiRegion') suffix = ' LOCALITY GLOBAL';
-    }
-    out.push([...before, `CREATE TABLE ${table.name} (`, joinElements(elements), `)${suffix};`].join('\n'));
+/** The statements that bring `mode`'s schema from version - 1 to version, each safe to run again. */
+function renderUpgrade(mode: Mode, layout: readonly RegionLayout[], version: number): string {
+  if (version < 2 || version > SCHEMA_VERSION) throw new Error(`no upgrade to schema version ${version}`);
+  const before = cockroachSchema(layout, version - 1);
+  const after = cockroachSchema(layout, version);
+  const existed = new Set(before.tables.map((table) => table.name));
+  const indexExisted = new Set(before.indexes.map((index) => index.name));
+  const newColumns = new Map(
+    after.tables
+      .filter((table) => existed.has(table.name))
+      .map((table) => [table, table.columns.filter((column) => (column.since ?? 1) === version)] as const)
+      .filter(([, columns]) => columns.length > 0),
+  );
+  const newIndexes = after.indexes.filter((index) => !indexExisted.has(index.name) && existed.has(index.table));
+  const newZones = after.tables.filter((table) => existed.has(table.name) && mode === 'partitioned' && GLOBAL_READS_SINCE[table.name] === version);
+  const touched = [...new Set([...newColumns.keys(), ...newZones, ...newIndexes.map((index) => after.tables.find((t) => t.name === index.table)!)])];
 
-    for (const index of indexes.filter((i) => i.table === table.name)) out.push(createIndex(index, table, mode, layout));
-    if (mode === 'partitioned' && table.byCity) out.push(zoneConfigs(table, indexes, layout));
+  const file = upgradeFileName(mode, version);
+  const out: string[] = [
+    [
+      `-- MovR schema upgrade for CockroachDB, version ${version - 1} to ${version}, for a database loaded from ${fileOf(mode)}`,
+      `-- (for ${fileOf(mode === 'partitioned' ? 'multiRegion' : 'partitioned')} load ${upgradeFileName(mode === 'partitioned' ? 'multiRegion' : 'partitioned', version)} instead).`,
+      ...commentParagraph(`Version ${version}: ${CHANGES[version]}.`),
+      '--',
+      '-- Generated by scripts/generate-ddl.ts from src/regions.ts and src/db/cockroach-ddl.ts, from the same table',
+      `-- definitions as ${fileOf(mode)}: change those and run \`npm run ddl\`; never edit this file by hand.`,
+      '--',
+      ...versionsBlock(),
+      '--',
+      `-- Load it once, before starting app instances that need version ${version} (they refuse to start until then, naming`,
+      '-- this file); the columns it adds are nullable or have a default, so instances of the previous version keep working:',
+      ...loadLines(file, DATABASE_NAME),
+      '-- Every statement can run again, so an upgrade that stopped halfway (cockroach sql -f stops at the first error) is',
+      '-- finished by loading this file again.',
+    ].join('\n'),
+    `USE ${DATABASE_NAME};`,
+  ];
+  for (const table of touched) {
+    out.push(
+      [
+        `-- A table created before WITH (schema_locked = false) was written here may be locked (v26.1 and later lock new tables`,
+        `-- by default: ${DOCS_NOW}/online-schema-changes): unlock it first. The parameter must be set alone, in a`,
+        '-- single-statement implicit transaction (pkg/sql/logictest/testdata/logic_test/schema_locked); it stays unlocked, as',
+        `-- in ${fileOf(mode)}.`,
+        `ALTER TABLE ${table.name} SET (schema_locked = false);`,
+      ].join('\n'),
+    );
   }
-
-  out.push(`INSERT INTO schema_info (version) VALUES (${SCHEMA_VERSION});`);
+  for (const [table, columns] of newColumns) {
+    out.push(
+      [
+        `-- ${DOCS}/alter-table#add-column`,
+        `ALTER TABLE ${table.name} ${columns.map((column) => `ADD COLUMN IF NOT EXISTS ${columnSql(column)}`).join(', ')};`,
+      ].join('\n'),
+    );
+  }
+  for (const change of DATA_CHANGES[version] ?? []) out.push(`-- ${change.why}\n${change.sql};`);
+  for (const index of newIndexes) {
+    const table = after.tables.find((t) => t.name === index.table)!;
+    out.push(createIndex(index, table, mode, layout, true));
+    if (mode === 'partitioned' && table.byCity) out.push(partitionZones(table, [index.name], layout));
+  }
+  for (const table of newZones) out.push(globalReadsZone(table, layout));
+  for (const table of after.tables.filter((t) => !existed.has(t.name))) {
+    out.push(...createTable(table, after.indexes, mode, layout, version, true));
+  }
+  out.push(
+    `-- The app starts once schema_info holds ${version}; UPSERT, so that loading this file again changes nothing.\nUPSERT INTO schema_info (version) VALUES (${version});`,
+  );
   return `${out.join('\n\n')}\n`;
 }
 
 /** dbinit.sql: tables partitioned by city, one partition per region, zone configs pinning partitions to regions. */
-export function partitionedDdl(layout: readonly RegionLayout[] = regionLayout()): string {
-  return render('partitioned', layout);
+export function partitionedDdl(layout: readonly RegionLayout[] = regionLayout(), version: number = SCHEMA_VERSION): string {
+  return render('partitioned', layout, version);
 }
 
 /** dbinit-multiregion.sql: multi-region SQL with REGIONAL BY ROW tables homed by a region column computed from city. */
-export function multiRegionDdl(layout: readonly RegionLayout[] = regionLayout()): string {
-  return render('multiRegion', layout);
+export function multiRegionDdl(layout: readonly RegionLayout[] = regionLayout(), version: number = SCHEMA_VERSION): string {
+  return render('multiRegion', layout, version);
 }
 
-/** Both files as the generator writes them, keyed by file name at the repository top level. */
+/** The upgrade file from version - 1 to version for one layout. */
+export function upgradeDdl(mode: Mode, version: number, layout: readonly RegionLayout[] = regionLayout()): string {
+  return renderUpgrade(mode, layout, version);
+}
+
+/** Every file the generator writes, keyed by its path from the repository root. */
 export function ddlFiles(layout: readonly RegionLayout[] = regionLayout()): Record<string, string> {
-  return { [PARTITIONED_DDL_FILE]: partitionedDdl(layout), [MULTI_REGION_DDL_FILE]: multiRegionDdl(layout) };
+  const files: Record<string, string> = {
+    [PARTITIONED_DDL_FILE]: partitionedDdl(layout),
+    [MULTI_REGION_DDL_FILE]: multiRegionDdl(layout),
+  };
+  for (let version = 2; version <= SCHEMA_VERSION; version++) {
+    for (const mode of ['partitioned', 'multiRegion'] as const) files[upgradeFileName(mode, version)] = upgradeDdl(mode, version, layout);
+  }
+  return files;
 }

@@ -1,6 +1,7 @@
 import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } from 'kysely';
 import * as initial from './migrations/001-initial.js';
 import * as fleet from './migrations/002-fleet.js';
+import { type Mode, MULTI_REGION_DDL_FILE, PARTITIONED_DDL_FILE, REGION_COLUMN, upgradePath } from './cockroach-ddl.js';
 import { type Database, SCHEMA_VERSION } from './schema.js';
 import type { MovrDatabase } from './database.js';
 import { SQLSTATE, sqlState } from './errors.js';
@@ -25,15 +26,33 @@ export async function migrateToLatest(db: Kysely<Database>): Promise<string[]> {
   return results.filter((r) => r.status === 'Success').map((r) => r.migrationName);
 }
 
+/** What the app says when it refuses an old or missing CockroachDB schema: the exact files to load, in order. */
+export function schemaRefusal(found: number | undefined, layout: Mode | undefined): string {
+  const load = (file: string) => `\`cockroach sql --url "$DB_URI" -f ${file}\``;
+  if (found === undefined) {
+    return `The movr schema is not loaded in this CockroachDB database. Load ${PARTITIONED_DDL_FILE} (geo-partitioned) or ${MULTI_REGION_DDL_FILE} (multi-region SQL), e.g. ${load(PARTITIONED_DDL_FILE)}, then start again.`;
+  }
+  const need = `The movr schema in this CockroachDB database is version ${found}; this app needs version ${SCHEMA_VERSION}.`;
+  const startOver = `run \`DROP DATABASE movr CASCADE\` and load the current ${PARTITIONED_DDL_FILE} or ${MULTI_REGION_DDL_FILE}, then start again`;
+  if (found < 1 || layout === undefined) return `${need} No upgrade file starts from that version: ${startOver} (this loses its data).`;
+  const files = upgradePath(layout, found);
+  const layoutFile = layout === 'partitioned' ? PARTITIONED_DDL_FILE : MULTI_REGION_DDL_FILE;
+  return `${need} It has the layout of ${layoutFile}: load ${files.join(', then ')} (${files.map(load).join(', then ')}), then start again. Or, if its data can go, ${startOver}.`;
+}
+
 export class SchemaMissingError extends Error {
-  constructor(found: number | undefined) {
-    super(
-      found === undefined
-        ? 'The movr schema is not loaded in this CockroachDB database. Load dbinit.sql (geo-partitioned) or dbinit-multiregion.sql (multi-region SQL), e.g. `cockroach sql --url "$DB_URI" -f dbinit.sql`, then start again.'
-        : `The movr schema in this CockroachDB database is version ${found}; this app needs version ${SCHEMA_VERSION}. Apply the schema changes since version ${found}, or, if its data can go, run \`DROP DATABASE movr CASCADE\` and load the current dbinit.sql or dbinit-multiregion.sql, then start again.`,
-    );
+  constructor(found: number | undefined, layout?: Mode) {
+    super(schemaRefusal(found, layout));
     this.name = 'SchemaMissingError';
   }
+}
+
+/** dbinit-multiregion.sql gives the city tables a computed region column; dbinit.sql does not. */
+async function loadedLayout(db: Kysely<Database>): Promise<Mode> {
+  const { rows } = await sql`
+    SELECT 1 FROM information_schema.columns
+     WHERE table_schema = current_schema() AND table_name = 'users' AND column_name = ${REGION_COLUMN}`.execute(db);
+  return rows.length > 0 ? 'multiRegion' : 'partitioned';
 }
 
 /** CockroachDB: the app never changes the schema; it checks that the operator loaded the right one. */
@@ -45,7 +64,8 @@ export async function checkCockroachSchema(db: Kysely<Database>): Promise<void> 
   } catch (error) {
     if (sqlState(error) !== SQLSTATE.undefinedTable) throw error;
   }
-  if (version === undefined || version === null || Number(version) < SCHEMA_VERSION) throw new SchemaMissingError(version ?? undefined);
+  if (version === undefined || version === null) throw new SchemaMissingError(undefined);
+  if (Number(version) < SCHEMA_VERSION) throw new SchemaMissingError(Number(version), await loadedLayout(db));
 }
 
 /** Brings the schema to what this app needs: migrations on PostgreSQL, a check on CockroachDB. */

@@ -17,12 +17,16 @@ import {
 } from 'kysely';
 import { syncDdl } from '../../scripts/generate-ddl.js';
 import {
+  COCKROACH_VERSIONS,
+  ddlFiles,
   MULTI_REGION_DDL_FILE,
   multiRegionDdl,
   PARTITIONED_DDL_FILE,
   partitionedDdl,
   type RegionLayout,
   regionLayout,
+  upgradeDdl,
+  upgradeFileName,
 } from '../../src/db/cockroach-ddl.js';
 import { MIGRATIONS } from '../../src/db/migrate.js';
 import { SCHEMA_VERSION } from '../../src/db/schema.js';
@@ -51,6 +55,8 @@ interface Table {
   foreignKeys: Map<string, string>;
   partitioning?: Partitioning;
   locality?: string;
+  /** `WITH (schema_locked = false)` was given. */
+  unlocked: boolean;
 }
 interface Index {
   table: string;
@@ -63,6 +69,8 @@ interface Schema {
   tables: Map<string, Table>;
   indexes: Map<string, Index>;
   zones: string[];
+  /** `ALTER TABLE t CONFIGURE ZONE USING ...`, by table. */
+  tableZones: Map<string, string>;
   primaryRegion?: string;
   addedRegions: string[];
   versions: number[];
@@ -172,10 +180,10 @@ function parseColumn(element: string, table: Table): void {
 }
 
 function parseTable(statement: string, schema: Schema): void {
-  const head = /^CREATE TABLE (\w+) /i.exec(statement)!;
+  const head = /^CREATE TABLE (?:IF NOT EXISTS )?(\w+) /i.exec(statement)!;
   const name = head[1]!;
   const { inner, end } = parenthesised(statement, head[0].length);
-  const table: Table = { columns: new Map(), primaryKey: [], checks: new Map(), uniques: new Map(), foreignKeys: new Map() };
+  const table: Table = { columns: new Map(), primaryKey: [], checks: new Map(), uniques: new Map(), foreignKeys: new Map(), unlocked: false };
   for (const element of splitTopLevel(inner, ',')) {
     let m: RegExpExecArray | null;
     if ((m = /^(?:CONSTRAINT (\w+) )?PRIMARY KEY \((.*)\)$/i.exec(element))) table.primaryKey = names(m[2]!);
@@ -189,8 +197,11 @@ function parseTable(statement: string, schema: Schema): void {
       table.checks.set(m[1]!, squash(check.inner));
     } else parseColumn(element, table);
   }
-  const { partitioning, rest } = partitionClause(statement.slice(end).trim());
+  const { partitioning, rest: afterPartitions } = partitionClause(statement.slice(end).trim());
   if (partitioning) table.partitioning = partitioning;
+  const unlocked = /^WITH \(schema_locked = false\) ?/i.exec(afterPartitions);
+  table.unlocked = unlocked !== null;
+  const rest = afterPartitions.slice(unlocked?.[0].length ?? 0);
   const locality = /^LOCALITY (.+)$/i.exec(rest);
   if (locality) table.locality = locality[1]!;
   else assert.equal(rest, '', `unexpected text after CREATE TABLE ${name}: ${rest}`);
@@ -199,7 +210,7 @@ function parseTable(statement: string, schema: Schema): void {
 }
 
 function parseIndex(statement: string, schema: Schema): void {
-  const head = /^CREATE (UNIQUE )?INDEX (\w+) ON (\w+) /i.exec(statement)!;
+  const head = /^CREATE (UNIQUE )?INDEX (?:IF NOT EXISTS )?(\w+) ON (\w+) /i.exec(statement)!;
   const { inner, end } = parenthesised(statement, head[0].length);
   const index: Index = { table: head[3]!, unique: head[1] !== undefined, columns: names(inner) };
   const { partitioning, rest } = partitionClause(statement.slice(end).trim());
@@ -211,8 +222,16 @@ function parseIndex(statement: string, schema: Schema): void {
   schema.indexes.set(head[2]!, index);
 }
 
+/** The statements of `sql`, comments stripped and whitespace squashed. */
+const statementsOf = (sql: string) => splitTopLevel(stripComments(sql), ';').map(squash);
+
 function parseSchema(sql: string): Schema {
-  const schema: Schema = { tables: new Map(), indexes: new Map(), zones: [], addedRegions: [], versions: [], statements: [] };
+  const schema: Schema = { tables: new Map(), indexes: new Map(), zones: [], tableZones: new Map(), addedRegions: [], versions: [], statements: [] };
+  return applySql(schema, sql);
+}
+
+/** Reads `sql`'s statements into `schema`, as loading them would change it. */
+function applySql(schema: Schema, sql: string): Schema {
   for (const raw of splitTopLevel(stripComments(sql), ';')) {
     const statement = squash(raw);
     schema.statements.push(statement);
@@ -221,14 +240,19 @@ function parseSchema(sql: string): Schema {
     else if ((m = /^ALTER TABLE (\w+) (ADD COLUMN .*)$/i.exec(statement))) {
       const table = schema.tables.get(m[1]!);
       assert.ok(table, `ALTER TABLE of unknown table ${m[1]}`);
-      for (const added of splitTopLevel(m[2]!, ',')) parseColumn(added.replace(/^ADD COLUMN /i, ''), table);
+      for (const added of splitTopLevel(m[2]!, ',')) parseColumn(added.replace(/^ADD COLUMN (IF NOT EXISTS )?/i, ''), table);
+    } else if ((m = /^ALTER TABLE (\w+) SET \(schema_locked = false\)$/i.exec(statement))) {
+      assert.ok(schema.tables.has(m[1]!), `unlock of unknown table ${m[1]}`);
+    } else if ((m = /^ALTER TABLE (\w+) CONFIGURE ZONE USING (.*)$/i.exec(statement))) {
+      assert.ok(schema.tables.has(m[1]!), `zone config of unknown table ${m[1]}`);
+      schema.tableZones.set(m[1]!, m[2]!);
     } else if (/^(UPDATE|DELETE FROM) sessions /i.test(statement)) continue; // data only: moving old sessions to the new columns
     else if (/^CREATE (UNIQUE )?INDEX /i.test(statement)) parseIndex(statement, schema);
     else if ((m = /^ALTER PARTITION (\w+) OF INDEX (\w+)@(\w+) CONFIGURE ZONE USING constraints = '([^']*)'$/i.exec(statement)))
       schema.zones.push(`${m[2]}@${m[3]} ${m[1]} ${m[4]}`);
     else if ((m = /^ALTER DATABASE movr PRIMARY REGION "([^"]+)"$/i.exec(statement))) schema.primaryRegion = m[1]!;
     else if ((m = /^ALTER DATABASE movr ADD REGION "([^"]+)"$/i.exec(statement))) schema.addedRegions.push(m[1]!);
-    else if ((m = /^INSERT INTO schema_info \(version\) VALUES \((\d+)\)$/i.exec(statement))) schema.versions.push(Number(m[1]));
+    else if ((m = /^(?:INSERT|UPSERT) INTO schema_info \(version\) VALUES \((\d+)\)$/i.exec(statement))) schema.versions.push(Number(m[1]));
     else assert.ok(/^(CREATE DATABASE movr|USE movr)$/i.test(statement), `statement the test does not understand: ${statement}`);
   }
   return schema;
@@ -346,13 +370,59 @@ function assertPartitioned(schema: Schema, layout: readonly RegionLayout[], file
       assert.equal(unique.partitioned, false, `${file}: ${uniqueName} stays unpartitioned to stay globally unique`);
     }
   }
-  for (const name of ['sessions', 'schema_info']) {
+  for (const name of ['sessions', 'rate_limits', 'schema_info']) {
     assert.equal(schema.tables.get(name)!.partitioning, undefined, `${file}: ${name} is not partitioned`);
     for (const index of schema.indexes.values()) {
       if (index.table === name) assert.equal(index.partitioning, undefined, `${file}: ${name}'s indexes are not partitioned`);
     }
   }
   assert.deepEqual([...schema.zones].sort(), expectedZones.sort(), `${file}: one zone constraint per partition of every index`);
+  // sessions: the zone config of a GLOBAL table (3 voters in the first region, a replica in every region, global reads).
+  const perRegion = layout.map((r) => `"+region=${r.name}": 1`).join(', ');
+  assert.deepEqual(
+    schema.tableZones,
+    new Map([
+      [
+        'sessions',
+        `num_replicas = ${layout.length + 2}, num_voters = 3, constraints = '{${perRegion}}', ` +
+          `voter_constraints = '[+region=${layout[0]!.name}]', lease_preferences = '[[+region=${layout[0]!.name}]]', global_reads = true`,
+      ],
+    ]),
+    `${file}: table zone configs`,
+  );
+}
+
+/** The table each statement changes, when it changes one that exists already: what a schema_locked table would refuse. */
+function tableTouched(statement: string): string | undefined {
+  const m =
+    /^ALTER TABLE (\w+) (?:ADD|CONFIGURE|DROP|ALTER|RENAME)/i.exec(statement) ??
+    /^CREATE (?:UNIQUE )?INDEX (?:IF NOT EXISTS )?\w+ ON (\w+)/i.exec(statement) ??
+    /^ALTER PARTITION \w+ OF INDEX (\w+)@/i.exec(statement);
+  return m?.[1];
+}
+
+/**
+ * Loads by construction with schema_locked defaults: every table the file creates says WITH (schema_locked = false),
+ * and every DDL on a table it did not create comes after that table's own unlock statement, alone on its line.
+ */
+function assertNeverTouchesALockedTable(ddl: string, file: string): void {
+  const created = new Set<string>();
+  const unlocked = new Set<string>();
+  for (const statement of statementsOf(ddl)) {
+    const create = /^CREATE TABLE (?:IF NOT EXISTS )?(\w+) /i.exec(statement);
+    if (create) {
+      assert.match(statement, /\) (PARTITION BY .*\) )?WITH \(schema_locked = false\)( LOCALITY .*)?$/, `${file}: ${create[1]} is created unlocked`);
+      created.add(create[1]!);
+    }
+    const unlock = /^ALTER TABLE (\w+) SET \(schema_locked = false\)$/i.exec(statement);
+    if (unlock) unlocked.add(unlock[1]!);
+    const touched = tableTouched(statement);
+    if (touched) assert.ok(created.has(touched) || unlocked.has(touched), `${file}: ${statement.slice(0, 80)}… runs on ${touched} before it is unlocked`);
+  }
+  for (const table of unlocked) {
+    // A single-statement implicit transaction: nothing else on its line (cockroach sql sends a line's statements together).
+    assert.match(ddl, new RegExp(`^ALTER TABLE ${table} SET \\(schema_locked = false\\);$`, 'm'), `${file}: the unlock of ${table} is alone on its line`);
+  }
 }
 
 function assertMultiRegion(schema: Schema, layout: readonly RegionLayout[], file: string): void {
@@ -369,6 +439,8 @@ function assertMultiRegion(schema: Schema, layout: readonly RegionLayout[], file
     assert.deepEqual(caseRegions(region.computed), expected, `${file}: ${name}.region maps each city to its region`);
   }
   assert.equal(schema.tables.get('sessions')!.locality, 'REGIONAL BY ROW', `${file}: sessions locality`);
+  assert.equal(schema.tables.get('rate_limits')!.locality, 'REGIONAL BY ROW', `${file}: rate_limits locality`);
+  assert.deepEqual(schema.tableZones, new Map(), `${file}: localities, not zone configs`);
   assert.equal(schema.tables.get('schema_info')!.locality, 'GLOBAL', `${file}: schema_info locality`);
   assert.deepEqual(schema.zones, [], `${file}: no manual zone configs`);
   for (const [name, table] of schema.tables) assert.equal(table.partitioning, undefined, `${file}: ${name} has no explicit partitions`);
@@ -376,13 +448,20 @@ function assertMultiRegion(schema: Schema, layout: readonly RegionLayout[], file
 }
 
 describe('CockroachDB DDL', () => {
-  test('when the checked-in files are read, then they equal the generator output', async () => {
-    for (const [file, generate] of [
-      [PARTITIONED_DDL_FILE, partitionedDdl],
-      [MULTI_REGION_DDL_FILE, multiRegionDdl],
-    ] as const) {
+  test('when the checked-in files are read, then they equal the generator output, upgrade files included', async () => {
+    const files = ddlFiles();
+    assert.deepEqual(Object.keys(files), [
+      PARTITIONED_DDL_FILE,
+      MULTI_REGION_DDL_FILE,
+      ...Array.from({ length: SCHEMA_VERSION - 1 }, (_, i) => [upgradeFileName('partitioned', i + 2), upgradeFileName('multiRegion', i + 2)]).flat(),
+    ]);
+    // One PostgreSQL migration per schema version, so a new migration bumps SCHEMA_VERSION and gets its upgrade files.
+    assert.equal(Object.keys(MIGRATIONS).length, SCHEMA_VERSION);
+    assert.equal(upgradeFileName('partitioned', 2), 'db/cockroach/upgrade-002.sql');
+    assert.equal(upgradeFileName('multiRegion', 2), 'db/cockroach/upgrade-002-multiregion.sql');
+    for (const [file, content] of Object.entries(files)) {
       const checkedIn = await readFile(join(ROOT, file), 'utf8');
-      assert.ok(checkedIn === generate(), `${file} differs from the generator's output: run \`npm run ddl\` and commit it`);
+      assert.ok(checkedIn === content, `${file} differs from the generator's output: run \`npm run ddl\` and commit it`);
     }
   });
 
@@ -394,6 +473,52 @@ describe('CockroachDB DDL', () => {
     assert.equal(pg.tables.get('rides')!.checks.size, 3);
     assertSameSchema(pg, parseSchema(partitionedDdl()), PARTITIONED_DDL_FILE);
     assertSameSchema(pg, parseSchema(multiRegionDdl()), MULTI_REGION_DDL_FILE, 'region');
+  });
+
+  test('when a file is loaded on a version that locks new tables, then no statement needs a table unlocked for it', () => {
+    for (const [file, ddl] of Object.entries(ddlFiles())) assertNeverTouchesALockedTable(ddl, file);
+    // The check itself: a CREATE INDEX on a table the file did not create, without an unlock first, is caught.
+    assert.throws(() => assertNeverTouchesALockedTable('USE movr; CREATE INDEX i ON sessions (expire);', 'bad'), /before it is unlocked/);
+  });
+
+  test('when version 1 of each file is loaded and then its upgrade file, then the schema is the version 2 file', () => {
+    for (const [mode, render] of [
+      ['partitioned', partitionedDdl],
+      ['multiRegion', multiRegionDdl],
+    ] as const) {
+      for (let version = 2; version <= SCHEMA_VERSION; version++) {
+        const upgraded = applySql(parseSchema(render(regionLayout(), version - 1)), upgradeDdl(mode, version));
+        const fresh = parseSchema(render(regionLayout(), version));
+        const { statements: _a, versions: upgradedVersions, ...upgradedShape } = upgraded;
+        const { statements: _b, versions: freshVersions, ...freshShape } = fresh;
+        assert.deepEqual(upgradedShape, freshShape, `${mode}: version ${version - 1} plus ${upgradeFileName(mode, version)}`);
+        assert.equal(Math.max(...upgradedVersions), version);
+        assert.deepEqual(freshVersions, [version]);
+        // Loading it a second time must change nothing more: every creation says IF NOT EXISTS, schema_info is upserted.
+        for (const statement of statementsOf(upgradeDdl(mode, version))) {
+          if (/^(CREATE (UNIQUE )?INDEX|CREATE TABLE)/i.test(statement)) assert.match(statement, /IF NOT EXISTS/, statement.slice(0, 60));
+          if (/^ALTER TABLE \w+ ADD /i.test(statement)) assert.doesNotMatch(statement, /ADD COLUMN (?!IF NOT EXISTS)/i, statement);
+          assert.doesNotMatch(statement, /^INSERT INTO schema_info/i, 'schema_info is upserted');
+        }
+      }
+    }
+  });
+
+  test('when an upgrade moves session rows, then it only moves the ones not moved yet', () => {
+    const statements = statementsOf(upgradeDdl('partitioned', 2));
+    assert.ok(statements.some((s) => /^UPDATE sessions SET .* WHERE user_id IS NULL$/.test(s)));
+    assert.ok(statements.some((s) => s === 'DELETE FROM sessions WHERE user_id IS NULL'));
+  });
+
+  test('when the headers are read, then they name the supported versions, the licence rule and the regions to check', () => {
+    for (const [file, ddl] of Object.entries(ddlFiles())) {
+      const header = ddl.slice(0, ddl.indexOf('\n\n'));
+      for (const { version, patches } of COCKROACH_VERSIONS) assert.ok(header.includes(`${version} (${patches})`), `${file} names ${version}`);
+      assert.match(header, /throttled to 5 concurrent open transactions/, file);
+      assert.match(header, /schema_locked/, file);
+      assert.doesNotMatch(ddl, /v23\.1|v23\.2|v24\.1|topology-geo-partitioned-replicas|prints a NOTICE/, `${file}: no unsupported version, dead link or wrong NOTICE claim`);
+      if (!file.includes('upgrade')) assert.match(header, /SHOW REGIONS FROM CLUSTER/, file);
+    }
   });
 
   test('when the files are loaded, then both record SCHEMA_VERSION in schema_info', () => {
@@ -434,6 +559,10 @@ describe('CockroachDB DDL', () => {
     for (const ddl of [partitioned, multiRegion]) {
       const schema = parseSchema(ddl);
       assert.equal(schema.tables.get('rides')!.checks.get('check_rider_city'), `rider_city IN (${allCities})`);
+    }
+    const upgrades = [upgradeDdl('partitioned', 2, layout), upgradeDdl('multiRegion', 2, layout)];
+    assert.match(upgrades[0]!, /constraints = '\{"\+region=aws-ap-south-1": 1, "\+region=aws-sa-east-1": 1, /);
+    for (const ddl of [partitioned, multiRegion, ...upgrades]) {
       for (const name of [...CITIES, ...REGION_NAMES, ...REGION_NAMES.map((r) => REGIONS[r].partition)]) {
         assert.ok(!ddl.includes(name), `${name} comes from somewhere other than the layout`);
       }
@@ -456,10 +585,12 @@ describe('CockroachDB DDL', () => {
   test('when generate-ddl runs, then it writes the files, and with --check it only reports the ones that differ', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'movr-ddl-'));
     try {
-      assert.deepEqual((await syncDdl(dir, { check: true })).differing, [PARTITIONED_DDL_FILE, MULTI_REGION_DDL_FILE]);
+      const all = Object.keys(ddlFiles());
+      assert.deepEqual((await syncDdl(dir, { check: true })).differing, all);
       await assert.rejects(readFile(join(dir, PARTITIONED_DDL_FILE)), /ENOENT/);
-      assert.deepEqual((await syncDdl(dir, { check: false })).differing, [PARTITIONED_DDL_FILE, MULTI_REGION_DDL_FILE]);
+      assert.deepEqual((await syncDdl(dir, { check: false })).differing, all);
       assert.equal(await readFile(join(dir, MULTI_REGION_DDL_FILE), 'utf8'), multiRegionDdl());
+      assert.equal(await readFile(join(dir, upgradeFileName('partitioned', 2)), 'utf8'), upgradeDdl('partitioned', 2));
       assert.deepEqual((await syncDdl(dir, { check: true })).differing, []);
       await writeFile(join(dir, MULTI_REGION_DDL_FILE), `${multiRegionDdl()}-- edited\n`);
       assert.deepEqual((await syncDdl(dir, { check: true })).differing, [MULTI_REGION_DDL_FILE]);

@@ -12,7 +12,7 @@ import pg from 'pg';
 import { PROJECT_ROOT } from '../../src/config.js';
 import { detectKind, type MovrDatabase, openDatabase } from '../../src/db/database.js';
 import { type EmbeddedPostgres, findFreePort, startEmbeddedPostgres } from '../../src/db/embedded-postgres.js';
-import { migrateToLatest, prepareSchema, SchemaMissingError } from '../../src/db/migrate.js';
+import { MIGRATIONS, migrateToLatest, prepareSchema, SchemaMissingError } from '../../src/db/migrate.js';
 import { DEMO_USERNAME, loadDemoData } from '../../src/movr/demo-data.js';
 import { CITIES } from '../../src/regions.js';
 import { startTestDatabase, type TestDatabase } from '../support/database.js';
@@ -61,16 +61,17 @@ describe('detectKind and openDatabase', () => {
 });
 
 describe('migrations', () => {
+  const ALL_MIGRATIONS = Object.keys(MIGRATIONS);
   const migrationRows = async (db: MovrDatabase) =>
     (await sql<{ name: string }>`SELECT name FROM kysely_migration ORDER BY name`.execute(db.kysely)).rows.map((r) => r.name);
 
   test('when migrations run twice, then the second run applies nothing', async () => {
     const db = await testDb.open({ connectionString: await testDb.createDatabase() });
-    assert.deepEqual(await migrateToLatest(db.kysely), ['001-initial']);
+    assert.deepEqual(await migrateToLatest(db.kysely), ALL_MIGRATIONS);
     assert.deepEqual(await migrateToLatest(db.kysely), []);
-    assert.deepEqual(await migrationRows(db), ['001-initial']);
-    const { rows } = await sql<{ version: number }>`SELECT version FROM schema_info`.execute(db.kysely);
-    assert.deepEqual(rows, [{ version: 1 }]);
+    assert.deepEqual(await migrationRows(db), ALL_MIGRATIONS);
+    const { rows } = await sql<{ version: number }>`SELECT version FROM schema_info ORDER BY version`.execute(db.kysely);
+    assert.deepEqual(rows, ALL_MIGRATIONS.map((_, i) => ({ version: i + 1 })));
     await db.close();
   });
 
@@ -79,8 +80,8 @@ describe('migrations', () => {
       const connectionString = await testDb.createDatabase();
       const [a, b] = await Promise.all([testDb.open({ connectionString }), testDb.open({ connectionString })]);
       const results = await Promise.all([migrateToLatest(a!.kysely), migrateToLatest(b!.kysely)]);
-      assert.deepEqual(results.flat(), ['001-initial'], `round ${round}`);
-      assert.deepEqual(await migrationRows(a!), ['001-initial']);
+      assert.deepEqual(results.flat(), ALL_MIGRATIONS, `round ${round}`);
+      assert.deepEqual(await migrationRows(a!), ALL_MIGRATIONS);
       await Promise.all([a!.close(), b!.close()]);
     }
   });
@@ -102,11 +103,11 @@ describe('migrations', () => {
   test("when kind is 'cockroachdb' and the schema is there, then prepareSchema passes, and an old version is refused", async () => {
     const db = await testDb.open({ kind: 'cockroachdb' });
     await prepareSchema(db);
-    await sql`UPDATE schema_info SET version = 0`.execute(db.kysely);
+    await sql`DELETE FROM schema_info WHERE version = 2`.execute(db.kysely);
     try {
-      await assert.rejects(prepareSchema(db), (error: unknown) => error instanceof SchemaMissingError && /version 0/.test(error.message) && /dbinit\.sql/.test(error.message));
+      await assert.rejects(prepareSchema(db), (error: unknown) => error instanceof SchemaMissingError && /version 1/.test(error.message) && /upgrade-002\.sql/.test(error.message));
     } finally {
-      await sql`UPDATE schema_info SET version = 1`.execute(db.kysely);
+      await sql`INSERT INTO schema_info (version) VALUES (2)`.execute(db.kysely);
     }
   });
 });

@@ -147,8 +147,11 @@ async function runInstance(config: Config, logger: Logger) {
     const app = createApp({ config, db: database, movr: new MovR(database), logger, metrics, lifecycle });
     server = createServer(app);
     const port = await listen(server, config.port, config.host);
-    if (worker) AggregatorRegistry.setRegistries([metrics.registry]);
-    else {
+    if (worker) {
+      AggregatorRegistry.setRegistries([metrics.registry]);
+      // Constructing one installs prom-client's listener that answers the primary's requests for metrics.
+      new AggregatorRegistry();
+    } else {
       metricsServer = serveMetrics(config, metrics.registry, logger);
       announce(config, port, backend.login, logger);
     }

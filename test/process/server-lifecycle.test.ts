@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import { findFreePort } from '../../src/db/embedded-postgres.js';
 import {
   embeddedConnectionString,
   freshDataDir,
@@ -43,7 +45,7 @@ async function waitForPostmasterGone(dataDir: string, timeoutMs: number) {
   return postmasterPid(dataDir) === undefined;
 }
 
-/** A session cookie and CSRF token from the sign-up page, for a form post later. */
+/** The CSRF cookie and token from the sign-up page, for a form post later. */
 async function signUpForm(url: string) {
   const page = await fetch(`${url}/register`);
   const cookie = page.headers.get('set-cookie')!.split(';')[0]!;
@@ -111,6 +113,29 @@ describe('the server process', () => {
     assert.equal(exit.code, 0);
     assert.ok(await waitForPostmasterGone(dataDir, 2000), 'the embedded database stopped');
     assert.match(server.output(), /already shutting down/);
+  });
+
+  test('when WEB_CONCURRENCY is 2, then two workers serve the port on one database, /metrics on METRICS_PORT adds them up, and SIGTERM stops them all and the database within 10 s', async () => {
+    const dataDir = newDataDir();
+    const metricsPort = await findFreePort(20_000 + Math.floor(Math.random() * 10_000));
+    const server = await startServerProcess({ dataDir, env: { WEB_CONCURRENCY: '2', METRICS_PORT: String(metricsPort) } });
+    started.push(server);
+    const workers = execFileSync('pgrep', ['-x', 'node', '-P', String(server.child.pid)], { encoding: 'utf8' }).trim().split('\n').filter(Boolean);
+    assert.equal(workers.length, 2, `two worker processes: ${workers.join(', ')}`);
+    const REQUESTS = 40;
+    await Promise.all(Array.from({ length: REQUESTS }, () => fetch(`${server.url}/login`).then((r) => r.text())));
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const served = [...metrics.matchAll(/^movr_http_request_duration_seconds_count\{[^}]*route="\/login"[^}]*\} (\d+)$/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
+    assert.equal(served, REQUESTS, 'the primary sums the workers\' counts');
+    assert.equal((await fetch(`${server.url}/metrics`)).status, 404, 'never on the riders\' port');
+
+    const signalledAt = Date.now();
+    killGroup(server.child, 'SIGTERM');
+    const exit = await server.exited;
+    assert.ok(Date.now() - signalledAt < 10_000, `stopped in ${Date.now() - signalledAt} ms`);
+    assert.equal(exit.code, 0);
+    assert.ok(await waitForPostmasterGone(dataDir, 2000), 'the embedded database stopped');
+    for (const pid of workers) assert.throws(() => process.kill(Number(pid), 0), `worker ${pid} is gone`);
   });
 
   test('when the app is SIGKILLed and its database left running, then the next start on the same data works', async () => {

@@ -48,18 +48,30 @@ async function build(buildArgs: string[], logFile: string): Promise<void> {
 }
 
 /**
- * Where the network intercepts TLS with its own CA, npm inside the build must trust it: the host's CA bundle and an
- * npmrc naming it (and the host's registry) are mounted for the RUN steps only, so nothing of them enters a layer.
- * An environment variable given to the build does not reach the RUN steps, hence the npmrc.
+ * How npm inside the build reaches the registry, mounted for the RUN steps only (nothing of it enters a layer):
+ * - where the network intercepts TLS with its own CA, the host's CA bundle and an npmrc naming it (an environment
+ *   variable given to the build does not reach the RUN steps, a global npmrc does), and the host's registry;
+ * - the host's npm cache as an overlay (`:O`): packages the project's own `npm ci` fetched are not downloaded again,
+ *   and what the build writes there, the Dockerfile's `npm cache clean` included, is thrown away with the overlay.
+ *   The lockfile still decides every version and integrity hash.
  */
 function npmMounts(work: string): string[] {
+  const npmConfig = (key: string) => spawnSync('npm', ['config', 'get', key], { encoding: 'utf8' }).stdout.trim();
+  const mounts: string[] = [];
+  const npmrc = [`registry=${npmConfig('registry') || 'https://registry.npmjs.org/'}`];
   const bundle = process.env.NODE_EXTRA_CA_CERTS ?? '/etc/ssl/certs/ca-certificates.crt';
-  if (!existsSync(bundle)) return [];
-  const registry = spawnSync('npm', ['config', 'get', 'registry'], { encoding: 'utf8' }).stdout.trim() || 'https://registry.npmjs.org/';
-  const npmrc = path.join(work, 'npmrc');
-  writeFileSync(npmrc, `cafile=/usr/local/etc/movr-build-ca.crt\nregistry=${registry}\n`);
+  if (existsSync(bundle)) {
+    mounts.push('--volume', `${bundle}:/usr/local/etc/movr-build-ca.crt:ro`);
+    npmrc.push('cafile=/usr/local/etc/movr-build-ca.crt');
+  }
+  const cache = npmConfig('cache');
+  if (cache && existsSync(path.join(cache, '_cacache'))) {
+    mounts.push('--volume', `${cache}:/root/.npm:O`);
+    npmrc.push('prefer-offline=true');
+  }
+  writeFileSync(path.join(work, 'npmrc'), `${npmrc.join('\n')}\n`);
   // /usr/local/etc/npmrc is npm's global config for a Node installed in /usr/local, as in the official image.
-  return ['--volume', `${bundle}:/usr/local/etc/movr-build-ca.crt:ro`, '--volume', `${npmrc}:/usr/local/etc/npmrc:ro`];
+  return [...mounts, '--volume', `${path.join(work, 'npmrc')}:/usr/local/etc/npmrc:ro`];
 }
 
 /** The base image the Dockerfile names (ARG NODE_IMAGE). */
@@ -123,7 +135,8 @@ describe('the production image, built and run with podman', () => {
       assert.equal(podman(['image', 'exists', base], { allowFailure: true }).status, 0, `the base image ${base} is present (scripts/image/prepare.sh)`);
 
       const started = Date.now();
-      await build(['--format', 'docker', '--isolation', 'oci', '--network', 'host', '--pull=never', ...npmMounts(work), '--tag', IMAGE, '--file', 'Dockerfile', '.'], path.join(work, 'build.log'));
+      // No layer cache (every run builds every step, as CI on a new machine would); Docker format keeps HEALTHCHECK.
+      await build(['--layers=false', '--format', 'docker', '--isolation', 'oci', '--network', 'host', '--pull=never', ...npmMounts(work), '--tag', IMAGE, '--file', 'Dockerfile', '.'], path.join(work, 'build.log'));
       built = true;
       report(`built ${IMAGE} from the Dockerfile in ${seconds(Date.now() - started)} (base ${base})`);
       testDb = await startTestDatabase();

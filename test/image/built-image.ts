@@ -23,7 +23,7 @@ const CONTAINER_PREFIX = `movr-image-test-${process.pid}`;
 
 /** Seconds with one decimal, for the figures the test prints. */
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
-const report = (line: string) => console.log(`# image: ${line}`);
+const report = (line: string) => console.log(`image: ${line}`);
 
 function podman(args: string[], options: { timeout?: number; allowFailure?: boolean } = {}) {
   const result = spawnSync('podman', args, { encoding: 'utf8', timeout: options.timeout ?? 60_000, env: { ...process.env, LC_ALL: 'C' } });

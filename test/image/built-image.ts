@@ -228,7 +228,7 @@ describe('the production image, built and run with podman', () => {
     assert.match(result.stdout + result.stderr, /SECRET_KEY/);
   });
 
-  it('runs read-only as uid 1000 against PostgreSQL: probes, HEALTHCHECK, sign-up and log-in with secure cookies, SIGTERM exits 0 within 10 s', { timeout: 120_000 }, async () => {
+  it('runs read-only as uid 1000 against PostgreSQL: probes, HEALTHCHECK, sign-up and log-in with secure cookies, SIGTERM drains and exits 0 within 10 s', { timeout: 120_000 }, async () => {
     const port = await findFreePort(20_000 + Math.floor(Math.random() * 10_000));
     const metricsPort = await findFreePort(port + 1);
     const name = `${CONTAINER_PREFIX}-app`;
@@ -306,6 +306,14 @@ describe('the production image, built and run with podman', () => {
 
     const stoppingAt = Date.now();
     podman(['kill', '--signal', 'TERM', name]);
+    // The contract's drain: from the signal on, /readyz answers 503 and closes its connection, while still serving.
+    // (The signal reaches PID 1, which may pass it on to a worker process: allow it a moment, well within the grace.)
+    let draining: Response | undefined;
+    for (const until = Date.now() + 2_000; draining?.status !== 503 && Date.now() < until; await sleep(50)) {
+      draining = await fetch(`${url}/readyz`).catch(() => undefined);
+    }
+    assert.equal(draining?.status, 503, 'from SIGTERM on, /readyz answers 503');
+    assert.equal(draining?.headers.get('connection'), 'close');
     const waited = podman(['wait', name], { timeout: 15_000, allowFailure: true });
     const stopMs = Date.now() - stoppingAt;
     assert.equal(waited.stdout.trim(), '0', `exit code 0 after SIGTERM:\n${logs()}`);

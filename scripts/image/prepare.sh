@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes this machine able to build and run the Dockerfile's image without a Docker engine, for `npm run test:image`:
-# 1. podman and runc, from Debian's packages (as root) when missing;
+# 1. podman, buildah and runc, from Debian's packages (as root) when missing;
 # 2. the Dockerfile's base image (ARG NODE_IMAGE): pulled when a registry answers, else a stand-in assembled by
 #    assemble-base.sh and imported under the official name, so the Dockerfile builds unchanged; the stand-in's
 #    tarball is cached in $MOVR_IMAGE_CACHE (default /var/cache/movr-image) for the next run;
@@ -22,11 +22,12 @@ node_version=${BASH_REMATCH[1]}
 ref=docker.io/library/$base
 
 if ! command -v podman >/dev/null || ! command -v runc >/dev/null; then
-  need_root "install podman and runc (apt-get install podman runc)"
+  need_root "install podman and runc (apt-get install podman buildah runc)"
   started=$(date +%s)
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman runc >/dev/null
-  say "installed podman and runc in $(elapsed "$started")"
+  # buildah brings the network plugins podman's build and run expect.
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends podman buildah runc >/dev/null
+  say "installed podman, buildah and runc in $(elapsed "$started")"
 fi
 
 if podman image exists "$ref"; then

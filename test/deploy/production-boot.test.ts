@@ -15,7 +15,8 @@ import { startTestDatabase, type TestDatabase } from '../support/database.js';
  * the `npm pack` of the project, each stage's /app is a temporary directory, COPY, `npm ci` and `npm run` run as
  * written, and the last stage's CMD boots with the image's ENV, as the image's USER when the tests run as root,
  * against a real PostgreSQL. What it cannot show: the base image itself (Node 22 there, this machine's Node here)
- * and a read-only root filesystem.
+ * and a read-only root filesystem; test/image/built-image.ts (`npm run test:image`, run by CI) builds and runs the
+ * real image for those, on the image's Node.
  */
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');

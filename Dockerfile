@@ -26,7 +26,9 @@ RUN npm ci --omit=dev --omit=optional --no-audit --no-fund && npm cache clean --
 COPY --from=build /app/dist ./dist
 COPY views ./views
 COPY public ./public
+# The CockroachDB schema and its upgrades, for operators who load them from the image (see README).
 COPY dbinit.sql dbinit-multiregion.sql ./
+COPY db ./db
 # The numeric uid of the image's `node` user, so Kubernetes' runAsNonRoot can verify it; the app files stay root-owned.
 USER 1000:1000
 EXPOSE 8000

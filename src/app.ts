@@ -26,6 +26,7 @@ import { userRoutes } from './web/routes/users.js';
 import { vehicleRoutes } from './web/routes/vehicles.js';
 import { saveSessionBeforeRedirect } from './web/save-before-redirect.js';
 import { DatabaseSessionStore } from './web/session-store.js';
+import { serverTiming } from './web/server-timing.js';
 import { sessionMiddleware } from './web/session.js';
 
 export { DEFAULT_RATE_LIMITS, type RateLimits };
@@ -95,6 +96,7 @@ export function createApp({ config, db, movr, logger, rateLimits, extraRoutes, m
     next();
   });
   app.use(metrics.observeRequests);
+  app.use(serverTiming(config.region));
   app.use(
     helmet({
       contentSecurityPolicy: {

@@ -1,4 +1,5 @@
 import { type Kysely, sql, type Transaction } from 'kysely';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SQLSTATE, sqlState, TransactionOutcomeUnknownError, TransactionRetryLimitError } from './errors.js';
 import type { Database } from './schema.js';
@@ -32,6 +33,18 @@ export class TransactionStats {
   outcomeUnknown = 0;
 }
 
+/** What one HTTP request spent in transactions: wall time in ms (retries and backoff included) and callback runs. */
+export interface DatabaseTally {
+  ms: number;
+  attempts: number;
+}
+
+/**
+ * The current request's tally, for its Server-Timing header (src/web/server-timing.ts). A store rather than a
+ * parameter, so that MovR's methods and the routes need not carry the request; outside a request it is unset.
+ */
+export const databaseTally = new AsyncLocalStorage<DatabaseTally>();
+
 export interface TransactionContext {
   readonly kysely: Kysely<Database>;
   readonly kind: DatabaseKind;
@@ -55,11 +68,13 @@ export async function runTransaction<T>(
   callback: (tx: Tx) => Promise<T>,
   options: Partial<RetryOptions> = {},
 ): Promise<T> {
-  return withRetries(context, options, (attempts) =>
-    context.kysely
-      .transaction()
-      .setIsolationLevel('serializable')
-      .execute((trx) => (context.kind === 'cockroachdb' ? withRestartSavepoint(trx, callback, attempts) : attempts.run(() => callback(trx)))),
+  return tallied(() =>
+    withRetries(context, options, (attempts) =>
+      context.kysely
+        .transaction()
+        .setIsolationLevel('serializable')
+        .execute((trx) => (context.kind === 'cockroachdb' ? withRestartSavepoint(trx, callback, attempts) : attempts.run(() => callback(trx)))),
+    ),
   );
 }
 
@@ -76,7 +91,19 @@ export async function runStatement<T>(
   callback: (db: Kysely<Database>) => Promise<T>,
   options: Partial<RetryOptions> = {},
 ): Promise<T> {
-  return withRetries(context, options, (attempts) => attempts.run(() => callback(context.kysely)));
+  return tallied(() => withRetries(context, options, (attempts) => attempts.run(() => callback(context.kysely))));
+}
+
+/** Adds the time `work` takes to the current request's tally, when there is one. */
+async function tallied<T>(work: () => Promise<T>): Promise<T> {
+  const tally = databaseTally.getStore();
+  if (!tally) return work();
+  const started = performance.now();
+  try {
+    return await work();
+  } finally {
+    tally.ms += performance.now() - started;
+  }
 }
 
 /** Runs `once` until it succeeds or `Attempts` says to stop, counting how it ended. */
@@ -128,6 +155,8 @@ class Attempts {
   run<T>(callback: () => Promise<T>): Promise<T> {
     this.count += 1;
     this.stats.attempts += 1;
+    const tally = databaseTally.getStore();
+    if (tally) tally.attempts += 1;
     return callback();
   }
 

@@ -72,7 +72,7 @@ export function coordinatesOf(city: City): { lat: number; lng: number } {
 }
 
 /** Great-circle distance in km (haversine). */
-function distanceKm(a: { lat: number; lng: number }, b: { lat: number; lng: number }): number {
+export function distanceKm(a: { lat: number; lng: number }, b: { lat: number; lng: number }): number {
   const rad = Math.PI / 180;
   const dLat = (b.lat - a.lat) * rad;
   const dLng = (b.lng - a.lng) * rad;

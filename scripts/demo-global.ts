@@ -1,0 +1,212 @@
+import 'dotenv/config';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { type Config, ConfigError, loadConfig, PROJECT_ROOT } from '../src/config.js';
+import { openDatabase } from '../src/db/database.js';
+import { type EmbeddedPostgres, findFreePort, startEmbeddedPostgres } from '../src/db/embedded-postgres.js';
+import { prepareSchema } from '../src/db/migrate.js';
+import { createEdge, DEFAULT_LOCATION, type Edge } from '../src/edge/edge.js';
+import { describeLocation, REGION_SITES } from '../src/edge/geography.js';
+import { createLogger } from '../src/logger.js';
+import { type DemoLogin, loadDemoData } from '../src/movr/demo-data.js';
+import { citiesOf, cityLabel, type Region, REGION_NAMES } from '../src/regions.js';
+
+/**
+ * `npm run demo:global [-- --latency]`: MovR's multi-region architecture on one machine. The embedded database
+ * once (or the one at DB_URI), one instance of the compiled app per region (`node dist/server.js` with its
+ * REGION), and on PORT an edge that plays Google's global load balancer (src/edge/edge.ts).
+ * Ctrl-C or SIGTERM stops the edge, then every instance (each drains as it does alone), then the database,
+ * within the contract's 10 s.
+ */
+
+const SERVER = path.join(PROJECT_ROOT, 'dist/server.js');
+/** The contract's 10 s, less what stopping the database takes. */
+const INSTANCES_DEADLINE_MS = 8_500;
+const FORCED_EXIT_MS = 9_700;
+
+const { values: args } = parseArgs({ options: { latency: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } } });
+if (args.help) {
+  console.log('npm run demo:global [-- --latency]\n  --latency  add the round trip between your region and the serving region to each request');
+  process.exit(0);
+}
+
+interface Instance {
+  region: Region;
+  url: string;
+  logFile: string;
+  child: ChildProcess;
+  exited: Promise<void>;
+  done: boolean;
+}
+
+let config: Config;
+try {
+  config = loadConfig(); // also creates the development secret every instance shares, before any starts
+} catch (error) {
+  if (!(error instanceof ConfigError)) throw error;
+  console.error(error.message);
+  process.exit(78); // EX_CONFIG
+}
+const logger = createLogger({ ...config, logLevel: 'warn' });
+const instances: Instance[] = [];
+let embedded: EmbeddedPostgres | undefined;
+let edge: Edge | undefined;
+let stopping: Promise<void> | undefined;
+
+function stop(reason: string, exitCode = 0): Promise<void> {
+  if (stopping) {
+    console.log(`Already stopping (${reason}); the database will still be stopped.`);
+    return stopping;
+  }
+  console.log(`\nStopping (${reason}): the edge, ${instances.length} instance(s), then the database.`);
+  const forced = setTimeout(() => {
+    console.error('Stopping took too long; exiting (the embedded database is told to stop on exit).');
+    for (const instance of instances) instance.child.kill('SIGKILL');
+    process.exit(exitCode || 1);
+  }, FORCED_EXIT_MS);
+  forced.unref();
+  stopping = (async () => {
+    const edgeClosed = edge?.close();
+    // Each instance drains as it does alone: /readyz 503 at once, in-flight requests finish, its pool closes.
+    for (const instance of instances) if (!instance.done) instance.child.kill('SIGTERM');
+    const deadline = sleep(INSTANCES_DEADLINE_MS).then(() => 'late' as const);
+    if ((await Promise.race([Promise.all(instances.map((i) => i.exited)), deadline])) === 'late') {
+      for (const instance of instances.filter((i) => !i.done)) {
+        console.error(`${instance.region} did not stop in time; killing it`);
+        instance.child.kill('SIGKILL');
+      }
+    }
+    edge?.server.closeAllConnections();
+    await edgeClosed;
+    await embedded?.stop().catch((error: Error) => console.error(`stopping the database failed: ${error.message}`));
+    console.log('Stopped.');
+    process.exit(exitCode);
+  })();
+  return stopping;
+}
+
+process.on('SIGINT', () => void stop('SIGINT'));
+process.on('SIGTERM', () => void stop('SIGTERM'));
+process.on('uncaughtException', (error) => {
+  console.error(error);
+  void stop('uncaught exception', 1);
+});
+process.on('unhandledRejection', (error) => {
+  console.error(error);
+  void stop('unhandled rejection', 1);
+});
+
+/** As server.ts does: demo data on the first start, its login kept beside the database to print every time. */
+async function demoLogin(connectionString: string): Promise<DemoLogin | undefined> {
+  const database = await openDatabase({ connectionString, logger });
+  try {
+    await prepareSchema(database); // once here, not three times at once in the instances
+    if (!embedded) return undefined;
+    const file = path.join(config.dataDir, 'demo-login.json');
+    const created = await loadDemoData(database);
+    if (created) writeFileSync(file, `${JSON.stringify(created)}\n`, { mode: 0o600 });
+    return created ?? (existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as DemoLogin) : undefined);
+  } finally {
+    await database.close();
+  }
+}
+
+async function startInstance(region: Region, port: number, dbUri: string): Promise<Instance> {
+  const logDir = path.join(config.dataDir, 'demo-global');
+  mkdirSync(logDir, { recursive: true });
+  const logFile = path.join(logDir, `${region}.log`);
+  const log = openSync(logFile, 'w');
+  const child = spawn(process.execPath, [SERVER], {
+    cwd: PROJECT_ROOT,
+    stdio: ['ignore', log, log],
+    env: {
+      ...process.env,
+      REGION: region,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      DB_URI: dbUri,
+      MOVR_DATA_DIR: config.dataDir,
+      // The edge appends "<client-ip>,<edge-ip>" to X-Forwarded-For as Google's load balancer does, so two hops, as in movr.yaml.
+      TRUST_PROXY: '2',
+      WEB_CONCURRENCY: '1',
+      METRICS_PORT: '0', // three instances cannot share one metrics port
+    },
+  });
+  closeSync(log);
+  const instance: Instance = { region, url: `http://127.0.0.1:${port}`, logFile, child, done: false, exited: Promise.resolve() };
+  instances.push(instance); // from now on stop() stops it too
+  instance.exited = new Promise((resolve) =>
+    child.once('exit', (code, signal) => {
+      instance.done = true;
+      if (!stopping) console.error(`${region} exited (${signal ?? `code ${code}`}); the edge routes around it. Its log: ${logFile}`);
+      resolve();
+    }),
+  );
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (instance.done) throw new Error(`the ${region} instance exited during start:\n${tail(logFile)}`);
+    if (Date.now() > deadline) throw new Error(`the ${region} instance was not ready within 60 s; see ${logFile}`);
+    const ready = await fetch(`${instance.url}/readyz`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false);
+    if (ready) return instance;
+    await sleep(100);
+  }
+}
+
+function tail(file: string): string {
+  return readFileSync(file, 'utf8').split('\n').slice(-15).join('\n');
+}
+
+async function main() {
+  if (!existsSync(SERVER)) throw new Error(`${path.relative(process.cwd(), SERVER)} is missing: run \`npm run build\` first (npm run demo:global does).`);
+  const routes = new Map<Region, string>();
+  edge = createEdge({ instances: routes, latency: args.latency, log: (line) => console.log(`edge  ${line}`) });
+  await new Promise<void>((resolve, reject) => {
+    edge!.server.once('error', (error: NodeJS.ErrnoException) =>
+      reject(error.code === 'EADDRINUSE' ? new Error(`Port ${config.port} is in use; set PORT to another one.`) : error),
+    );
+    edge!.server.listen(config.port, config.host, resolve);
+  });
+
+  let dbUri = config.dbUri;
+  if (!dbUri) {
+    embedded = await startEmbeddedPostgres({ dataDir: config.dataDir, logger });
+    dbUri = embedded.connectionString;
+  }
+  const login = await demoLogin(dbUri);
+  if (stopping) return;
+
+  let port = config.port;
+  const ports: number[] = [];
+  for (const _ of REGION_NAMES) ports.push((port = await findFreePort(port + 1)));
+  const started = await Promise.allSettled(REGION_NAMES.map((region, i) => startInstance(region, ports[i]!, dbUri)));
+  const failed = started.find((result) => result.status === 'rejected');
+  if (failed) throw failed.reason;
+  if (stopping) return;
+  for (const instance of instances) routes.set(instance.region, instance.url);
+
+  const shownHost = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
+  const url = `http://${shownHost}:${config.port}`;
+  const database = embedded ? `embedded PostgreSQL on 127.0.0.1:${embedded.port} (data in ${config.dataDir})` : `DB_URI (${new URL(dbUri).host})`;
+  console.log(`\nMovR across regions is running at ${url}`);
+  if (login) console.log(`Demo login: username "${login.username}", password "${login.password}"`);
+  console.log(`\nDatabase: ${database}`);
+  for (const instance of instances) {
+    const cities = citiesOf(instance.region).map(cityLabel).join(', ');
+    console.log(`  ${instance.region.padEnd(17)} ${instance.url}  ${cities} (data centres: ${REGION_SITES[instance.region].place}); log ${path.relative(process.cwd(), instance.logFile)}`);
+  }
+  console.log(
+    `\nTravel: open ${url}/_edge and pick a city or a latitude,longitude (you start in ${describeLocation(DEFAULT_LOCATION)}).` +
+      `\nThe edge routes you to the nearest region and adds X-City, X-City-Lat-Long, X-Forwarded-For and X-Forwarded-Proto.` +
+      `\nLatency: ${args.latency ? 'on, each request served by a farther region waits the round trip from yours' : 'off (npm run demo:global -- --latency adds real inter-region round trips)'}.` +
+      `\nEach response's Server-Timing header names the region that served it. Ctrl-C stops everything.`,
+  );
+  console.log(`Started in ${(performance.now() / 1000).toFixed(1)} s.\n`);
+}
+
+main().catch((error: Error) => {
+  console.error(`\n${error.message}\n`);
+  void stop('start-up failed', 1);
+});

@@ -1,0 +1,216 @@
+import { Agent, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createProxyServer } from 'http-proxy-3';
+import { CITIES, type Region, REGION_NAMES } from '../regions.js';
+import { type ClientLocation, describeLocation, formatLocation, locationHeaders, parseLocation, regionsByDistance, roundTripMs } from './geography.js';
+import { edgePage } from './page.js';
+
+/**
+ * The global load balancer of the GKE deployment, on one machine: it sends each request to the healthy region
+ * nearest the client, adds the headers Google's load balancer adds, and passes everything else (cookies,
+ * Set-Cookie, redirects, bodies) through unchanged. The client's location is what they picked at /_edge.
+ */
+
+export const LOCATION_COOKIE = 'movr_edge_location';
+export const SERVE_COOKIE = 'movr_edge_serve';
+/** Where a client who never picked is, as if the load balancer had placed them there. */
+export const DEFAULT_LOCATION: ClientLocation = parseLocation(CITIES[0])!;
+
+export interface EdgeOptions {
+  /** Each region's instance, e.g. http://127.0.0.1:8001; a region missing here is not (yet) serving. */
+  instances: Map<Region, string>;
+  /** Adds the round trip between the client's region and the serving region to each proxied request. */
+  latency?: boolean;
+  /** How often each instance's /readyz is checked (the BackendConfig's health check). */
+  healthIntervalMs?: number;
+  /** One line per proxied request and per change of health. */
+  log?: (line: string) => void;
+}
+
+export interface Edge {
+  readonly server: Server;
+  /** Regions whose last health check passed. */
+  healthy(): Region[];
+  /** Stops health checks and new connections; resolves once in-flight requests are answered. */
+  close(): Promise<void>;
+}
+
+interface Route {
+  location: ClientLocation;
+  /** A region the client asked to be served from ("as if the nearer ones were down"), if any. */
+  pinned: Region | undefined;
+  region: Region | undefined;
+  addedMs: number;
+}
+
+export function createEdge({ instances, latency = false, healthIntervalMs = 2000, log = () => {} }: EdgeOptions): Edge {
+  const down = new Set<Region>();
+  // Keep-alive to the instances, as Google's front ends keep connections to backends open.
+  const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+  const proxy = createProxyServer({ agent, xfwd: false, proxyTimeout: 30_000 });
+
+  const isServing = (region: Region) => instances.has(region) && !down.has(region);
+
+  function route(req: IncomingMessage): Route {
+    const cookies = readCookies(req);
+    const location = parseLocation(cookies.get(LOCATION_COOKIE)) ?? DEFAULT_LOCATION;
+    const pinned = REGION_NAMES.find((region) => region === cookies.get(SERVE_COOKIE));
+    const byDistance = regionsByDistance(location);
+    const region = pinned && isServing(pinned) ? pinned : byDistance.find(isServing);
+    return { location, pinned, region, addedMs: latency && region ? roundTripMs(byDistance[0]!, region) : 0 };
+  }
+
+  proxy.on('error', (error, req, res) => {
+    const region = (req as IncomingMessage & { movrRegion?: Region }).movrRegion;
+    if ((error as NodeJS.ErrnoException).code === 'ECONNREFUSED' && region) markDown(region, 'refused a connection');
+    if ('writeHead' in res && !res.headersSent) {
+      res.writeHead(502, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
+      res.end(`502: the ${region ?? 'serving'} instance did not answer (${(error as NodeJS.ErrnoException).code ?? error.message}). Try again; the edge routes around regions that are down.\n`);
+    } else {
+      res.destroy();
+    }
+  });
+
+  async function forward(req: IncomingMessage, res: ServerResponse) {
+    const { location, region, addedMs } = route(req);
+    if (!region) {
+      res.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '2', 'cache-control': 'no-store' });
+      res.end('503: no region is serving yet (starting, or all stopped).\n');
+      return;
+    }
+    const started = performance.now();
+    res.once('finish', () => {
+      if (!req.url?.startsWith('/static/')) {
+        const extra = addedMs ? ` (+${addedMs} ms latency)` : '';
+        log(`${describeLocation(location)} → ${region}  ${req.method} ${req.url} ${res.statusCode} ${Math.round(performance.now() - started)} ms${extra}`);
+      }
+    });
+    // Per request, so that a slow answer from far away can be felt in the browser.
+    if (addedMs) await sleep(addedMs);
+    (req as IncomingMessage & { movrRegion?: Region }).movrRegion = region;
+    proxy.web(req, res, { target: instances.get(region)!, headers: { ...locationHeaders(location), ...forwardedHeaders(req) } });
+  }
+
+  async function edgeRoute(req: IncomingMessage, res: ServerResponse) {
+    if (req.method === 'POST') {
+      // The edge's own form; a cross-site page must not move the visitor.
+      if (req.headers['sec-fetch-site'] === 'cross-site') return send(res, 403, 'text/plain; charset=utf-8', '403: cross-site request refused\n');
+      const body = await readForm(req, 2048);
+      if (!body) return send(res, 413, 'text/plain; charset=utf-8', '413: form too large\n');
+      const cookies: string[] = [];
+      const problems: string[] = [];
+      const locationField = body.get('location');
+      if (locationField !== null) {
+        const location = parseLocation(locationField);
+        if (location) cookies.push(cookie(LOCATION_COOKIE, formatLocation(location)));
+        else problems.push('Pick one of the nine cities, or a latitude,longitude such as 41.88,-87.63.');
+      }
+      const serve = body.get('serve');
+      if (serve !== null) {
+        if (serve === 'nearest') cookies.push(cookie(SERVE_COOKIE, '', 0));
+        else if ((REGION_NAMES as string[]).includes(serve)) cookies.push(cookie(SERVE_COOKIE, serve));
+        else problems.push('Serve from "nearest" or one of the regions.');
+      }
+      if (problems.length) return send(res, 422, 'text/html; charset=utf-8', page(req, problems));
+      const next = body.get('next');
+      res.writeHead(303, { location: next && /^\/(?!\/)/.test(next) ? next : '/_edge', 'set-cookie': cookies, 'cache-control': 'no-store' });
+      return res.end();
+    }
+    if (req.method === 'GET' || req.method === 'HEAD') return send(res, 200, 'text/html; charset=utf-8', page(req, []));
+    res.writeHead(405, { allow: 'GET, HEAD, POST', 'content-type': 'text/plain; charset=utf-8' });
+    res.end('405: method not allowed\n');
+  }
+
+  function page(req: IncomingMessage, problems: string[]) {
+    const { location, pinned, region } = route(req);
+    return edgePage({ location, pinned, region, problems, latency, instances, isServing });
+  }
+
+  const server = createServer((req, res) => {
+    const path = req.url?.split('?')[0];
+    const handled = path === '/_edge' ? edgeRoute(req, res) : forward(req, res);
+    handled.catch((error: Error) => {
+      if (!res.headersSent) send(res, 500, 'text/plain; charset=utf-8', `500: ${error.message}\n`);
+      else res.destroy();
+    });
+  });
+
+  function markDown(region: Region, why: string) {
+    if (!down.has(region)) log(`${region} is down (${why}); routing around it`);
+    down.add(region);
+  }
+
+  async function checkHealth() {
+    await Promise.all(
+      [...instances].map(async ([region, origin]) => {
+        const ok = await fetch(`${origin}/readyz`, { signal: AbortSignal.timeout(1500) }).then(
+          (response) => response.ok,
+          () => false,
+        );
+        if (ok && down.delete(region)) log(`${region} is healthy again`);
+        if (!ok) markDown(region, '/readyz failed');
+      }),
+    );
+  }
+  const healthTimer = setInterval(() => void checkHealth(), healthIntervalMs);
+  healthTimer.unref();
+
+  return {
+    server,
+    healthy: () => REGION_NAMES.filter(isServing),
+    close: () =>
+      new Promise<void>((resolve) => {
+        clearInterval(healthTimer);
+        server.close(() => {
+          agent.destroy();
+          resolve();
+        });
+        server.closeIdleConnections();
+      }),
+  };
+}
+
+/**
+ * What Google's load balancer does to these: X-Forwarded-For gets "<client-ip>,<load-balancer-ip>" appended
+ * to whatever the client sent, and X-Forwarded-Proto says how the client connected
+ * (https://cloud.google.com/load-balancing/docs/https#x-forwarded-for_header). Hence TRUST_PROXY=2 behind it.
+ */
+export function forwardedHeaders(req: IncomingMessage): { 'x-forwarded-for': string; 'x-forwarded-proto': string } {
+  const plain = (address: string | undefined) => (address ?? '').replace(/^::ffff:/, '');
+  const supplied = req.headers['x-forwarded-for'];
+  const hops = `${plain(req.socket.remoteAddress)},${plain(req.socket.localAddress)}`;
+  return { 'x-forwarded-for': supplied ? `${supplied},${hops}` : hops, 'x-forwarded-proto': 'http' };
+}
+
+function readCookies(req: IncomingMessage): Map<string, string> {
+  const cookies = new Map<string, string>();
+  for (const pair of (req.headers.cookie ?? '').split(';')) {
+    const at = pair.indexOf('=');
+    if (at < 0) continue;
+    try {
+      cookies.set(pair.slice(0, at).trim(), decodeURIComponent(pair.slice(at + 1).trim()));
+    } catch {
+      // A malformed value of someone else's cookie is not the edge's business.
+    }
+  }
+  return cookies;
+}
+
+function cookie(name: string, value: string, maxAgeDays = 30): string {
+  return `${name}=${encodeURIComponent(value)}; Path=/; Max-Age=${maxAgeDays * 86_400}; HttpOnly; SameSite=Lax`;
+}
+
+/** The urlencoded body, or undefined when it is larger than `limit` bytes. */
+async function readForm(req: IncomingMessage, limit: number): Promise<URLSearchParams | undefined> {
+  let body = '';
+  for await (const chunk of req) {
+    body += chunk;
+    if (body.length > limit) return undefined;
+  }
+  return new URLSearchParams(body);
+}
+
+function send(res: ServerResponse, status: number, type: string, body: string) {
+  res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
+  res.end(body);
+}

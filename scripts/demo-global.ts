@@ -155,6 +155,12 @@ async function startInstance(region: Region, port: number, dbUri: string): Promi
   }
 }
 
+/** Relative to where the command ran when inside it, else absolute. */
+function shortPath(file: string): string {
+  const relative = path.relative(process.cwd(), file);
+  return relative.startsWith('..') ? file : relative;
+}
+
 function tail(file: string): string {
   return readFileSync(file, 'utf8').split('\n').slice(-15).join('\n');
 }
@@ -195,7 +201,7 @@ async function main() {
   console.log(`\nDatabase: ${database}`);
   for (const instance of instances) {
     const cities = citiesOf(instance.region).map(cityLabel).join(', ');
-    console.log(`  ${instance.region.padEnd(17)} ${instance.url}  ${cities} (data centres: ${REGION_SITES[instance.region].place}); log ${path.relative(process.cwd(), instance.logFile)}`);
+    console.log(`  ${instance.region.padEnd(17)} ${instance.url}  ${cities} (data centres: ${REGION_SITES[instance.region].place}); log ${shortPath(instance.logFile)}`);
   }
   console.log(
     `\nTravel: open ${url}/_edge and pick a city or a latitude,longitude (you start in ${describeLocation(DEFAULT_LOCATION)}).` +

@@ -9,7 +9,7 @@ import { openDatabase } from '../src/db/database.js';
 import { type EmbeddedPostgres, findFreePort, startEmbeddedPostgres } from '../src/db/embedded-postgres.js';
 import { prepareSchema } from '../src/db/migrate.js';
 import { createEdge, DEFAULT_LOCATION, type Edge } from '../src/edge/edge.js';
-import { describeLocation, REGION_SITES } from '../src/edge/geography.js';
+import { describeLocation } from '../src/edge/geography.js';
 import { createLogger } from '../src/logger.js';
 import { type DemoLogin, loadDemoData } from '../src/movr/demo-data.js';
 import { citiesOf, cityLabel, type Region, REGION_NAMES } from '../src/regions.js';
@@ -61,7 +61,7 @@ function stop(reason: string, exitCode = 0): Promise<void> {
     console.log(`Already stopping (${reason}); the database will still be stopped.`);
     return stopping;
   }
-  console.log(`\nStopping (${reason}): the edge, ${instances.length} instance(s), then the database.`);
+  console.log(`\nStopping (${reason}): the edge, ${instances.filter((i) => !i.done).length} instance(s), then the database.`);
   const forced = setTimeout(() => {
     console.error('Stopping took too long; exiting (the embedded database is told to stop on exit).');
     for (const instance of instances) instance.child.kill('SIGKILL');
@@ -201,7 +201,7 @@ async function main() {
   console.log(`\nDatabase: ${database}`);
   for (const instance of instances) {
     const cities = citiesOf(instance.region).map(cityLabel).join(', ');
-    console.log(`  ${instance.region.padEnd(17)} ${instance.url}  ${cities} (data centres: ${REGION_SITES[instance.region].place}); log ${shortPath(instance.logFile)}`);
+    console.log(`  ${instance.region.padEnd(17)} ${instance.url}  pid ${instance.child.pid}  ${cities}; log ${shortPath(instance.logFile)}`);
   }
   console.log(
     `\nTravel: open ${url}/_edge and pick a city or a latitude,longitude (you start in ${describeLocation(DEFAULT_LOCATION)}).` +

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { parseAllDocuments } from 'yaml';
 import { createEdge, type Edge } from '../../src/edge/edge.js';
-import { parseLocation, regionsByDistance, roundTripMs } from '../../src/edge/geography.js';
+import { locationHeaders, parseLocation, regionsByDistance, roundTripMs } from '../../src/edge/geography.js';
 import type { Region } from '../../src/regions.js';
 
 /** A stand-in for one region's instance: answers with what it received, and sets two cookies. */
@@ -152,5 +154,21 @@ describe('geography', () => {
   test('each city is nearest to its own region', () => {
     const expected: Record<string, Region> = { 'new york': 'gcp-us-east1', boston: 'gcp-us-east1', 'washington dc': 'gcp-us-east1', seattle: 'gcp-us-west1', 'san francisco': 'gcp-us-west1', 'los angeles': 'gcp-us-west1', paris: 'gcp-europe-west1', rome: 'gcp-europe-west1', amsterdam: 'gcp-europe-west1' };
     for (const [city, region] of Object.entries(expected)) assert.equal(regionsByDistance(parseLocation(city)!)[0], region, city);
+  });
+
+  test("the edge adds exactly the headers mcingress.yaml's BackendConfig asks Google's load balancer for", () => {
+    const backendConfig = parseAllDocuments(readFileSync(new URL('../../mcingress.yaml', import.meta.url), 'utf8'))
+      .map((doc) => doc.toJS())
+      .find((doc) => doc?.kind === 'BackendConfig');
+    const asked: string[] = backendConfig.spec.customRequestHeaders.headers;
+    // Google's variables, filled for a client in Paris as the edge fills them.
+    const google = { '{client_city}': 'Paris', '{client_city_lat_long}': '48.8566,2.3522' };
+    const expected = Object.fromEntries(
+      asked.map((header) => {
+        const [name, template] = [header.slice(0, header.indexOf(':')), header.slice(header.indexOf(':') + 1)];
+        return [name.toLowerCase(), template.replace(/\{\w+\}/g, (variable) => google[variable as keyof typeof google])];
+      }),
+    );
+    assert.deepEqual(locationHeaders(parseLocation('paris')!), expected);
   });
 });

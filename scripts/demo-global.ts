@@ -103,7 +103,7 @@ process.on('unhandledRejection', (error) => {
 async function demoLogin(connectionString: string): Promise<DemoLogin | undefined> {
   const database = await openDatabase({ connectionString, logger });
   try {
-    await prepareSchema(database); // once here, not three times at once in the instances
+    await prepareSchema(database); // before the instances, so that they find nothing left to migrate
     if (!embedded) return undefined;
     const file = path.join(config.dataDir, 'demo-login.json');
     const created = await loadDemoData(database);
@@ -213,6 +213,7 @@ async function main() {
 }
 
 main().catch((error: Error) => {
+  if (stopping) return; // a signal during start-up: an instance's exit is no news then
   console.error(`\n${error.message}\n`);
   void stop('start-up failed', 1);
 });

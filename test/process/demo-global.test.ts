@@ -120,8 +120,9 @@ after(async () => {
 });
 
 describe('npm run demo:global', () => {
-  test('when a rider travels Paris → New York → Rome through the edge, then the nearest region serves each step, the session and the ride follow, and log-out holds everywhere', async () => {
+  test('when a rider travels Paris → New York → Rome through the edge, then the nearest region serves each step, the session and the ride follow, and log-out holds everywhere', async (t) => {
     const demo = await startDemo();
+    t.diagnostic(demo.output().match(/Started in [\d.]+ s/)![0]);
     assert.deepEqual([...demo.instances.keys()].sort(), ['gcp-europe-west1', 'gcp-us-east1', 'gcp-us-west1']);
     assert.match(demo.output(), /\/_edge/, 'it says how to travel');
     const browser = new Browser(demo.url);
@@ -191,14 +192,16 @@ describe('npm run demo:global', () => {
     killGroup(demo.child, 'SIGINT');
     const exit = await demo.exited;
     assert.ok(Date.now() - signalledAt < 10_000, `stopped in ${Date.now() - signalledAt} ms`);
+    t.diagnostic(`stopped in ${Date.now() - signalledAt} ms`);
     assert.equal(exit.code, 0, demo.output());
     assert.ok(await waitForPostmasterGone(2000), 'the embedded database stopped');
     for (const instance of demo.instances.values()) await assert.rejects(fetch(`${instance}/healthz`), `${instance} stopped`);
   });
 
-  test('when started again on the same data, then the same demo login works and SIGTERM stops it', async () => {
+  test('when started again on the same data, then the same demo login works and SIGTERM stops it', async (t) => {
     const first = started[0]!;
     const again = await startDemo();
+    t.diagnostic(again.output().match(/Started in [\d.]+ s/)![0]);
     assert.deepEqual(again.login, first.login);
     const browser = new Browser(again.url);
     const loggedIn = await browser.post('/login', await browser.get('/login'), again.login);

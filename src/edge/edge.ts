@@ -47,7 +47,9 @@ export function createEdge({ instances, latency = false, healthIntervalMs = 2000
   const down = new Set<Region>();
   // Keep-alive to the instances, as Google's front ends keep connections to backends open.
   const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+  // 30 s: the BackendConfig's timeoutSec.
   const proxy = createProxyServer({ agent, xfwd: false, proxyTimeout: 30_000 });
+  const servedBy = new WeakMap<IncomingMessage, Region>();
 
   const isServing = (region: Region) => instances.has(region) && !down.has(region);
 
@@ -61,7 +63,7 @@ export function createEdge({ instances, latency = false, healthIntervalMs = 2000
   }
 
   proxy.on('error', (error, req, res) => {
-    const region = (req as IncomingMessage & { movrRegion?: Region }).movrRegion;
+    const region = servedBy.get(req);
     if ((error as NodeJS.ErrnoException).code === 'ECONNREFUSED' && region) markDown(region, 'refused a connection');
     if ('writeHead' in res && !res.headersSent) {
       res.writeHead(502, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' });
@@ -87,7 +89,7 @@ export function createEdge({ instances, latency = false, healthIntervalMs = 2000
     });
     // Per request, so that a slow answer from far away can be felt in the browser.
     if (addedMs) await sleep(addedMs);
-    (req as IncomingMessage & { movrRegion?: Region }).movrRegion = region;
+    servedBy.set(req, region);
     proxy.web(req, res, { target: instances.get(region)!, headers: { ...locationHeaders(location), ...forwardedHeaders(req) } });
   }
 

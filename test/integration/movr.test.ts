@@ -4,7 +4,9 @@ import { after, before, beforeEach, describe, test } from 'node:test';
 import bcrypt from 'bcrypt';
 import { sql } from 'kysely';
 import type { City } from '../../src/regions.js';
-import { ForbiddenError, NotFoundError, RefusedError, UsernameTakenError } from '../../src/movr/errors.js';
+import { AccountGoneError, ForbiddenError, NotFoundError, RefusedError, UsernameTakenError } from '../../src/movr/errors.js';
+import { verifyPassword } from '../../src/movr/passwords.js';
+import { DatabaseSessionStore } from '../../src/web/session-store.js';
 import type { User, UserRef, Vehicle } from '../../src/movr/models.js';
 import { type MovR, type NewUser, type NewVehicle, VEHICLES_PER_PAGE } from '../../src/movr/movr.js';
 import { startTestDatabase, type TestDatabase } from '../support/database.js';
@@ -73,8 +75,22 @@ describe('users', () => {
     const row = await userRow(user);
     assert.equal(row.username, 'Ada.Love-1');
     assert.notEqual(row.password_hash, input.password);
-    assert.match(row.password_hash!, /^\$2b\$04\$/);
-    assert.equal(await bcrypt.compare(input.password, row.password_hash!), true);
+    assert.match(row.password_hash!, /^v2\$\$2b\$04\$/, 'bcrypt (cost 4 in tests) of the pre-hashed password');
+    assert.equal(await bcrypt.compare(input.password, row.password_hash!.slice(3)), false, 'never the raw password');
+    assert.equal(await verifyPassword(input.password, row.password_hash!), true);
+  });
+
+  test('when a password is longer than bcrypt reads (72 bytes), then every character still counts', async () => {
+    const long = `${'A'.repeat(72)}${'B'.repeat(28)}`;
+    await movr.addUser(newUser({ username: 'longpass', password: long }));
+    assert.ok(await movr.authenticate('longpass', long));
+    for (const impostor of ['A'.repeat(72), `${'A'.repeat(72)}ZZZZ`, `${'A'.repeat(72)}${'B'.repeat(27)}C`]) {
+      assert.equal(await movr.authenticate('longpass', impostor), undefined, `${impostor.length} characters`);
+    }
+    const greek = 'ΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣ'; // 2 bytes each: 80 bytes
+    await movr.addUser(newUser({ username: 'greek', password: `${greek}α` }));
+    assert.equal(await movr.authenticate('greek', `${greek}β`), undefined);
+    assert.ok(await movr.authenticate('greek', `${greek}α`));
   });
 
   test('when a username is taken, then UsernameTakenError and no second row; the username keeps the case it was stored in', async () => {
@@ -364,6 +380,8 @@ describe('removing a user', () => {
       ...(passportUser ? { passport: { user: { id: passportUser.id, city: passportUser.city } } } : {}),
     }),
     expire: new Date(Date.now() + 86_400_000),
+    user_city: passportUser?.city ?? null,
+    user_id: passportUser?.id ?? null,
   });
 
   test('when someone else removes the account, then ForbiddenError and nothing changes', async () => {
@@ -402,13 +420,15 @@ describe('removing a user', () => {
       .execute();
 
     await movr.removeUser(user, user.id);
+    // The web layer then revokes the account's sessions (routes/users.ts): tombstones found through the index.
+    await new DatabaseSessionStore(testDb.db).revokeUser(user);
 
     const row = await userRow(user);
     assert.deepEqual(
       { username: row.username, password_hash: row.password_hash, first_name: row.first_name, last_name: row.last_name, email: row.email, is_owner: row.is_owner },
       { username: null, password_hash: null, first_name: '', last_name: '', email: '', is_owner: false },
     );
-    const sessions = await kysely().selectFrom('sessions').select('sid').orderBy('sid').execute();
+    const sessions = await kysely().selectFrom('sessions').select('sid').where('revoked', '=', false).orderBy('sid').execute();
     assert.deepEqual(
       sessions.map((s) => s.sid),
       ['anonymous', 'theirs'],
@@ -416,10 +436,26 @@ describe('removing a user', () => {
     assert.equal(await count('rides'), 1);
     assert.equal(await movr.authenticate('leaving', input.password), undefined);
     assert.equal(await movr.getUser(user), undefined);
-    await assert.rejects(movr.removeUser(user, user.id), NotFoundError);
+    await assert.rejects(movr.removeUser(user, user.id), AccountGoneError);
 
     const newcomer = await addUser({ username: 'leaving', city: 'paris' });
     assert.equal((await movr.getUserByUsername('leaving'))?.id, newcomer.id);
+  });
+});
+
+describe('a deleted account', () => {
+  test('when an account is deleted while one of its sessions still acts, then it adds, removes, starts and ends nothing', async () => {
+    const gone = await movr.addUser(newUser({ username: 'gone' }));
+    const { owner, vehicle } = await addOwnerWithVehicle();
+    const ride = await movr.startRide(gone, vehicle.id, 'new york');
+    await movr.endRide(gone, ride.id, 'Queens', 'new york');
+    await movr.removeUser(gone, gone.id);
+    await assert.rejects(movr.addVehicle(gone, scooter), AccountGoneError);
+    await assert.rejects(movr.startRide(gone, vehicle.id, 'new york'), AccountGoneError);
+    const second = await movr.startRide(owner, vehicle.id, 'new york');
+    await assert.rejects(movr.endRide(gone, second.id, 'Bronx', 'new york'), ForbiddenError, 'someone else\'s ride stays forbidden');
+    assert.equal(await count('vehicles'), 1);
+    assert.equal(await count('rides'), 2);
   });
 });
 

@@ -139,7 +139,6 @@ export function createApp({ config, db, movr, logger, rateLimits, extraRoutes, m
   app.use(sessionMiddleware(config, sessionStore));
   app.use(cookieParser(config.secretKey));
   app.use(saveSessionBeforeRedirect);
-  app.use(doubleCsrfProtection);
   app.use(passport.session());
   app.use(locality(config.region));
   app.use((req, res, next) => {
@@ -159,6 +158,8 @@ export function createApp({ config, db, movr, logger, rateLimits, extraRoutes, m
     next();
   });
   app.use(activeRideLocal(movr));
+  // After the locals, so that a stale form's 403 page still shows the rider's own nav.
+  app.use(doubleCsrfProtection);
 
   if (extraRoutes) {
     const router = Router();

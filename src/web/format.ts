@@ -7,7 +7,12 @@ const formats = new Map<string, Intl.DateTimeFormat>();
 function formatter(city: City, style: string, options: Intl.DateTimeFormatOptions): Intl.DateTimeFormat {
   const key = `${city}|${style}`;
   let format = formats.get(key);
-  if (!format) formats.set(key, (format = new Intl.DateTimeFormat(localeOf(city), { ...options, timeZone: timeZoneOf(city) })));
+  if (!format) {
+    const locale = localeOf(city);
+    // A 24-hour clock reads "00:05", a 12-hour one "12:05 AM".
+    const hour = options.hour && locale !== 'en-US' ? '2-digit' : options.hour;
+    formats.set(key, (format = new Intl.DateTimeFormat(locale, { ...options, hour, timeZone: timeZoneOf(city) })));
+  }
   return format;
 }
 

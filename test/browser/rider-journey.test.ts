@@ -169,7 +169,8 @@ function watch(page: Page) {
 /** A full-page screenshot into test-output/screenshots/, and into docs/screenshots/ for the README when asked. */
 async function screenshot(page: Page, name: string, { docs = false } = {}) {
   const file = path.join(SCREENSHOTS, `${name}.png`);
-  await page.screenshot({ path: file, fullPage: true, animations: 'disabled' });
+  // The README's are what a rider sees on the screen (the riding bar at its bottom); the others, whole pages.
+  await page.screenshot({ path: file, fullPage: !docs, animations: 'disabled' });
   // The README's images change only when asked (UPDATE_SCREENSHOTS=1 npm test), so a test run leaves the tree clean.
   if (docs && process.env.UPDATE_SCREENSHOTS === '1') copyFileSync(file, path.join(DOCS_SCREENSHOTS, `${name}.png`));
 }
@@ -271,8 +272,10 @@ const STARTED = { weekday: 'short', day: 'numeric', month: 'short', hour: 'numer
 async function assertLocalTime(time: Locator, locale: string, timeZone: string) {
   const when = new Date((await time.getAttribute('datetime'))!);
   const shown = (await time.innerText()).trim();
-  assert.equal(shown, new Intl.DateTimeFormat(locale, { ...STARTED, timeZone }).format(when), `a time in ${timeZone}`);
-  assert.notEqual(shown, new Intl.DateTimeFormat(locale, { ...STARTED, timeZone: 'UTC' }).format(when), 'not UTC');
+  // Europe's 24-hour clock with two digits ("00:05"), the US's 12-hour one ("12:05 AM").
+  const options = { ...STARTED, hour: locale === 'en-US' ? 'numeric' : '2-digit' } as const;
+  assert.equal(shown, new Intl.DateTimeFormat(locale, { ...options, timeZone }).format(when), `a time in ${timeZone}`);
+  assert.notEqual(shown, new Intl.DateTimeFormat(locale, { ...options, timeZone: 'UTC' }).format(when), 'not UTC');
 }
 
 const vehicleIds = (page: Page) => page.locator('#vehicle-list article').evaluateAll((cards) => cards.map((card) => card.getAttribute('data-vehicle-id')));
@@ -382,8 +385,8 @@ describe('a rider in Chromium against the real server', { timeout: 240_000 }, ()
     assert.equal(await page.title(), 'Vehicles in Seattle · MovR');
     await assertText(page.locator('nav'), `@${username}`);
     // The footer: the instance that served the page (REGION, unset: US East) and where the rider's data lives.
-    await assertText(page.locator('footer'), 'Page served from US East (South Carolina) (gcp-us-east1)');
-    await assertText(page.locator('footer'), 'your data lives in US West (Oregon) (gcp-us-west1)');
+    await assertText(page.locator('footer'), 'Page served from US East (South Carolina) · gcp-us-east1');
+    await assertText(page.locator('footer'), 'Your data lives in US West (Oregon) · gcp-us-west1');
     assert.equal(await page.locator('nav').getByText(/gcp-/).count(), 0, 'no region codes in the nav');
 
     // Another city's vehicles, from the nav's city menu: its own places.

@@ -321,7 +321,7 @@ async function addVehicle(page: Page, fields: { color: string; brand: string; lo
   return added;
 }
 
-describe('a rider in Chromium against the real server', { timeout: 240_000 }, () => {
+describe('a rider in Chromium against the real server', { timeout: 300_000 }, () => {
   before(async () => {
     // No skipping: a machine without Chromium fails here, loudly.
     assert.ok(existsSync(CHROMIUM), `Chromium is missing at ${CHROMIUM}: install Debian's chromium package (apt-get install chromium)`);
@@ -360,7 +360,7 @@ describe('a rider in Chromium against the real server', { timeout: 240_000 }, ()
     await assertText(heading(page), 'Log in to MovR');
     await assertText(page.locator('main'), 'MovR lends bikes, scooters and skateboards between neighbours');
     await assertText(page.locator('#demo-hint'), 'Log in as demo with the password printed in the terminal');
-    await screenshot(page, 'login', { docs: true });
+    await screenshot(page, 'login');
 
     await follow(page, page.getByRole('link', { name: 'Create an account' }), '/register');
     await assertText(heading(page), 'Create your MovR account');

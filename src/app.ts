@@ -15,7 +15,7 @@ import { activeRideLocal } from './web/active-ride.js';
 import { createPassport } from './web/auth.js';
 import { errorHandler, HttpError } from './web/errors.js';
 import { type FlashMessage, takeFlash } from './web/flash.js';
-import { formatAge, formatDate, formatDateTime, formatDuration, formatFull, formatRelative, formatTime, STATUS_LABELS, titleCase } from './web/format.js';
+import { formatDate, formatDateTime, formatDuration, formatFull, formatRelative, formatTime, STATUS_LABELS, titleCase } from './web/format.js';
 import { currentLocality, locality } from './web/locality.js';
 import { createMetrics, type Metrics } from './web/metrics.js';
 import { createLimiters, DEFAULT_RATE_LIMITS, type RateLimits } from './web/limits.js';
@@ -84,7 +84,6 @@ export function createApp({ config, db, movr, logger, rateLimits, extraRoutes, m
     time: formatTime,
     full: formatFull,
     relative: formatRelative,
-    age: formatAge,
     duration: formatDuration,
     titleCase,
     city: cityLabel,

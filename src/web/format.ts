@@ -63,17 +63,6 @@ export function formatRelative(date: Date | null | undefined, city: City, now: D
   return `on ${formatDate(date, city)}`;
 }
 
-/** How long something has been where it is: "12 min", "3 h", "2 days". */
-export function formatAge(date: Date | null | undefined, now: Date = new Date()): string {
-  if (!date) return '';
-  const minutes = Math.floor(Math.max(0, now.getTime() - date.getTime()) / 60_000);
-  if (minutes < 1) return 'a moment';
-  if (minutes < 60) return `${minutes} min`;
-  const hours = Math.floor(minutes / 60);
-  if (hours < 48) return `${hours} h`;
-  return `${Math.floor(hours / 24)} days`;
-}
-
 export function titleCase(text: string): string {
   return text.replace(/\b\p{L}/gu, (letter) => letter.toUpperCase());
 }

@@ -21,7 +21,7 @@ function navCity(html: string): { city: string; region: string } | undefined {
   let region: string | undefined;
   for (const match of menu.matchAll(/data-region="(gcp-[\w-]+)"|dropdown-item active[^>]*>([^<]+)</g)) {
     if (match[1]) region = match[1];
-    else if (match[2] === city) return { city, region: region! };
+    else if (city && match[2] === city) return { city, region: region! };
   }
   return undefined;
 }

@@ -339,9 +339,9 @@ describe('a rider in Chromium against the real server', { timeout: 300_000 }, ()
 
   after(async () => {
     await stopEverything();
-    const pages = new Set(scans.map((scan) => scan.page)).size;
+    const pages = [...new Set(scans.map((scan) => scan.page.replace(/[0-9a-f-]{36}/g, ':id').replace(/\?.*/, '')))];
     const failed = scans.filter((scan) => scan.violations.length > 0).length;
-    console.log(`axe-core: ${scans.length} scans of ${pages} page states at ${PHONE.width}px and ${DESKTOP.width}px, ${failed} with violations`);
+    console.log(`axe-core: ${scans.length} scans (${PHONE.width}px and ${DESKTOP.width}px) of ${pages.length} pages and dialogs, ${failed} with violations: ${pages.join(', ')}`);
   });
   beforeEach(() => {
     problems.length = 0;

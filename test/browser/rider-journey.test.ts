@@ -444,6 +444,7 @@ describe('a rider in Chromium against the real server', { timeout: 300_000 }, ()
     await assertText(dialog(page), from);
     assert.equal(pathOf(page), '/users');
     await audit(page, 'dialog: End your ride?');
+    await screenshot(page, 'dialog-end-ride');
     await dialog(page).getByRole('link', { name: 'Keep riding' }).click();
     await dialog(page).waitFor({ state: 'hidden' });
     await assertRidingBar(page, from);

@@ -10,11 +10,12 @@ import type { MovrDatabase } from './db/database.js';
 import { VEHICLE_TYPES } from './db/schema.js';
 import type { Logger } from './logger.js';
 import type { MovR } from './movr/movr.js';
-import { REGION_NAMES, REGIONS, cityLabel, citiesOf } from './regions.js';
+import { REGION_NAMES, REGIONS, cityLabel, citiesOf, regionLabel, regionOf } from './regions.js';
+import { activeRideLocal } from './web/active-ride.js';
 import { createPassport } from './web/auth.js';
 import { errorHandler, HttpError } from './web/errors.js';
 import { type FlashMessage, takeFlash } from './web/flash.js';
-import { formatDate, formatDateTime, formatDuration, STATUS_LABELS, titleCase } from './web/format.js';
+import { formatDate, formatDateTime, formatDuration, formatFull, formatRelative, formatTime, STATUS_LABELS, titleCase } from './web/format.js';
 import { currentLocality, locality } from './web/locality.js';
 import { createMetrics, type Metrics } from './web/metrics.js';
 import { createLimiters, DEFAULT_RATE_LIMITS, type RateLimits } from './web/limits.js';
@@ -76,7 +77,20 @@ export function createApp({ config, db, movr, logger, rateLimits, extraRoutes, m
   app.set('view cache', true);
   app.disable('x-powered-by');
   app.locals.vehicleTypes = VEHICLE_TYPES;
-  app.locals.format = { date: formatDate, dateTime: formatDateTime, duration: formatDuration, titleCase, city: cityLabel, status: STATUS_LABELS };
+  app.locals.development = config.env === 'development';
+  app.locals.format = {
+    date: formatDate,
+    dateTime: formatDateTime,
+    time: formatTime,
+    full: formatFull,
+    relative: formatRelative,
+    duration: formatDuration,
+    titleCase,
+    city: cityLabel,
+    region: regionLabel,
+    regionOf,
+    status: STATUS_LABELS,
+  };
 
   app.use(
     pinoHttp({
@@ -124,7 +138,6 @@ export function createApp({ config, db, movr, logger, rateLimits, extraRoutes, m
   app.use(sessionMiddleware(config, sessionStore));
   app.use(cookieParser(config.secretKey));
   app.use(saveSessionBeforeRedirect);
-  app.use(doubleCsrfProtection);
   app.use(passport.session());
   app.use(locality(config.region));
   app.use((req, res, next) => {
@@ -140,8 +153,12 @@ export function createApp({ config, db, movr, logger, rateLimits, extraRoutes, m
     res.locals.cityGroups = CITY_GROUPS;
     res.locals.apiKey = config.apiKey;
     res.locals.path = req.path;
+    res.locals.servedRegion = config.region;
     next();
   });
+  app.use(activeRideLocal(movr));
+  // After the locals, so that a stale form's 403 page still shows the rider's own nav.
+  app.use(doubleCsrfProtection);
 
   if (extraRoutes) {
     const router = Router();

@@ -3,29 +3,36 @@
 export const REGIONS = {
   'gcp-us-east1': {
     label: 'US East',
+    /** Where the cloud region's data centres are, for people. */
+    place: 'South Carolina',
+    locale: 'en-US',
     partition: 'us_east',
     cities: {
-      'new york': { lat: 40.7128, lng: -74.006 },
-      boston: { lat: 42.3601, lng: -71.0589 },
-      'washington dc': { lat: 38.9072, lng: -77.0369, label: 'Washington DC' },
+      'new york': { lat: 40.7128, lng: -74.006, timeZone: 'America/New_York' },
+      boston: { lat: 42.3601, lng: -71.0589, timeZone: 'America/New_York' },
+      'washington dc': { lat: 38.9072, lng: -77.0369, timeZone: 'America/New_York', label: 'Washington DC' },
     },
   },
   'gcp-us-west1': {
     label: 'US West',
+    place: 'Oregon',
+    locale: 'en-US',
     partition: 'us_west',
     cities: {
-      'san francisco': { lat: 37.7749, lng: -122.4194 },
-      seattle: { lat: 47.6062, lng: -122.3321 },
-      'los angeles': { lat: 34.0522, lng: -118.2437 },
+      'san francisco': { lat: 37.7749, lng: -122.4194, timeZone: 'America/Los_Angeles' },
+      seattle: { lat: 47.6062, lng: -122.3321, timeZone: 'America/Los_Angeles' },
+      'los angeles': { lat: 34.0522, lng: -118.2437, timeZone: 'America/Los_Angeles' },
     },
   },
   'gcp-europe-west1': {
     label: 'Europe West',
+    place: 'Belgium',
+    locale: 'en-GB',
     partition: 'europe_west',
     cities: {
-      amsterdam: { lat: 52.3676, lng: 4.9041 },
-      paris: { lat: 48.8566, lng: 2.3522 },
-      rome: { lat: 41.9028, lng: 12.4964 },
+      amsterdam: { lat: 52.3676, lng: 4.9041, timeZone: 'Europe/Amsterdam' },
+      paris: { lat: 48.8566, lng: 2.3522, timeZone: 'Europe/Paris' },
+      rome: { lat: 41.9028, lng: 12.4964, timeZone: 'Europe/Rome' },
     },
   },
 } as const;
@@ -64,6 +71,22 @@ export function citiesOf(region: Region): City[] {
 export function cityLabel(city: City): string {
   const info: { label?: string } = (REGIONS[regionOf(city)].cities as Record<string, { label?: string }>)[city]!;
   return info.label ?? city.replace(/\b\p{L}/gu, (letter) => letter.toUpperCase());
+}
+
+/** The city's IANA time zone: its riders read times in it. */
+export function timeZoneOf(city: City): string {
+  const cities: Record<string, { timeZone: string }> = REGIONS[regionOf(city)].cities;
+  return cities[city]!.timeZone;
+}
+
+/** How riders of the city write dates and times: "1:10 PM" in the US, "13:10" in Europe. */
+export function localeOf(city: City): string {
+  return REGIONS[regionOf(city)].locale;
+}
+
+/** A region in words: "US West (Oregon)". */
+export function regionLabel(region: Region): string {
+  return `${REGIONS[region].label} (${REGIONS[region].place})`;
 }
 
 export function coordinatesOf(city: City): { lat: number; lng: number } {

@@ -24,7 +24,7 @@ const username = z
   .trim()
   .min(3, 'Username must be 3 to 32 characters.')
   .max(32, 'Username must be 3 to 32 characters.')
-  .regex(/^[A-Za-z0-9._-]+$/, 'Username may only contain letters, digits, ".", "_" and "-".')
+  .regex(/^[A-Za-z0-9._-]+$/, 'Username may only contain letters, digits, ".", "_" and "-" (3 to 32 of them).')
   // Usernames are case-insensitive (no "Grace" beside "grace"): stored and looked up in lower case.
   .transform((value) => value.toLowerCase());
 
@@ -50,8 +50,8 @@ export const loginForm = z.object({
 
 export const registerForm = z.object({
   city: z
-    .string({ error: 'Choose a city.' })
-    .transform((value, ctx) => parseCity(value) ?? (ctx.addIssue({ code: 'custom', message: 'Choose one of the supported cities.' }), z.NEVER)),
+    .string({ error: 'Home city: choose one from the list.' })
+    .transform((value, ctx) => parseCity(value) ?? (ctx.addIssue({ code: 'custom', message: 'Home city: choose one from the list.' }), z.NEVER)),
   first_name: printable('First name'),
   last_name: printable('Last name'),
   email: z
@@ -65,8 +65,8 @@ export const registerForm = z.object({
 });
 
 export const vehicleForm = z.object({
-  type: z.enum(VEHICLE_TYPES, { error: `Type must be one of: ${VEHICLE_TYPES.join(', ')}.` }),
-  color: printable('Color'),
+  type: z.enum(VEHICLE_TYPES, { error: 'Type: choose bike, scooter or skateboard.' }),
+  color: printable('Colour'),
   brand: z.preprocess((value) => value ?? '', printable('Brand', { min: 0 })),
   location: printable('Location'),
 });

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type Browser, type BrowserContext, chromium, type Locator, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type CDPSession, chromium, type Locator, type Page } from 'playwright-core';
 import { PROJECT_ROOT } from '../../src/config.js';
 import { findFreePort } from '../../src/db/embedded-postgres.js';
 
@@ -128,6 +128,21 @@ async function newContext(viewport = DESKTOP): Promise<BrowserContext> {
   return context;
 }
 
+/** Pages whose own scripts never run, with the DevTools session that keeps them off. */
+const withoutScripts = new WeakMap<Page, CDPSession>();
+
+/**
+ * A page that loads as in a browser with JavaScript turned off (what `javaScriptEnabled: false` does), but
+ * through a DevTools session of its own, so that axe-core, whose checks wait on timers, can be let run.
+ */
+async function newPageWithoutScripts(context: BrowserContext): Promise<Page> {
+  const page = await context.newPage();
+  const session = await context.newCDPSession(page);
+  await session.send('Emulation.setScriptExecutionDisabled', { value: true });
+  withoutScripts.set(page, session);
+  return page;
+}
+
 function watch(page: Page) {
   const expected = (status: number, url: string) => expectedFailures.has(`${status} ${new URL(url).pathname}`);
   page.on('console', (message) => {
@@ -154,16 +169,57 @@ function watch(page: Page) {
 /** A full-page screenshot into test-output/screenshots/, and into docs/screenshots/ for the README when asked. */
 async function screenshot(page: Page, name: string, { docs = false } = {}) {
   const file = path.join(SCREENSHOTS, `${name}.png`);
-  await page.screenshot({ path: file, fullPage: true, animations: 'disabled' });
+  // The README's are what a rider sees on the screen (the riding bar at its bottom); the others, whole pages.
+  await page.screenshot({ path: file, fullPage: !docs, animations: 'disabled' });
   // The README's images change only when asked (UPDATE_SCREENSHOTS=1 npm test), so a test run leaves the tree clean.
   if (docs && process.env.UPDATE_SCREENSHOTS === '1') copyFileSync(file, path.join(DOCS_SCREENSHOTS, `${name}.png`));
 }
 
 const pathOf = (page: Page) => new URL(page.url()).pathname;
 
+const AXE_SOURCE = readFileSync(path.join(PROJECT_ROOT, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
+
+interface Scan {
+  page: string;
+  width: number;
+  violations: string[];
+}
+/** Every axe-core scan of the run, for the summary printed at the end. */
+const scans: Scan[] = [];
+
+/**
+ * axe-core on the page as it stands, at phone width then at desktop width, then back to the test's own width;
+ * any violation fails the test. The source is evaluated through the DevTools protocol, so the page's CSP (no
+ * inline script) does not stand in the way, and it works in a context without JavaScript too.
+ */
+async function audit(page: Page, label = `${pathOf(page)}${new URL(page.url()).search}`) {
+  const own = page.viewportSize() ?? DESKTOP;
+  // The page's own scripts did not run at load and will not now; only axe's do, for the audit.
+  await withoutScripts.get(page)?.send('Emulation.setScriptExecutionDisabled', { value: false });
+  for (const viewport of [PHONE, DESKTOP]) {
+    await page.setViewportSize(viewport);
+    if (!(await page.evaluate('typeof window.axe === "object"'))) await page.evaluate(AXE_SOURCE);
+    const violations = await page.evaluate<string[]>(`
+      axe.run(document, { resultTypes: ['violations'] }).then((result) =>
+        result.violations.map((v) => v.id + ' (' + v.impact + '): ' + v.help + ' at ' + v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')))`);
+    scans.push({ page: label, width: viewport.width, violations });
+    assert.deepEqual(violations, [], `axe-core on ${label} at ${viewport.width}px`);
+  }
+  await withoutScripts.get(page)?.send('Emulation.setScriptExecutionDisabled', { value: true });
+  await page.setViewportSize(own);
+}
+
+/** Goes to a page as a rider typing its address would, and audits it. */
+async function visit(page: Page, where: string, expectedPath = where.split('?')[0]!) {
+  await page.goto(where);
+  assert.equal(pathOf(page), expectedPath);
+  await audit(page);
+}
+
 /**
  * Clicks a link or a form's button and waits for the next page to load, even when it has the same URL
- * (a form posted back to itself, a redirect to the page the form was on); then checks where it landed.
+ * (a form posted back to itself, a redirect to the page the form was on); then checks where it landed, and
+ * audits the page.
  */
 async function follow(page: Page, target: Locator, expectedPath: string | RegExp) {
   await page.evaluate('window.movrPreviousPage = true');
@@ -172,10 +228,13 @@ async function follow(page: Page, target: Locator, expectedPath: string | RegExp
   await page.waitForLoadState('load');
   if (typeof expectedPath === 'string') assert.equal(pathOf(page), expectedPath);
   else assert.match(pathOf(page), expectedPath);
+  await audit(page);
 }
 
 const heading = (page: Page) => page.getByRole('heading', { level: 1 });
 const flashes = (page: Page) => page.locator('main .alert');
+const rideBar = (page: Page) => page.locator('#ride-bar');
+const dialog = (page: Page) => page.getByRole('dialog');
 
 async function logIn(page: Page, username: string, password: string, expectedPath: string) {
   await page.getByLabel('Username').fill(username);
@@ -192,6 +251,7 @@ async function switchCity(page: Page, city: string) {
   if (!(await menu.isVisible())) await cityMenu.click();
   await follow(page, menu.getByRole('button', { name: city, exact: true }), '/vehicles');
   await assertText(heading(page), `Vehicles in ${city}`);
+  await assertText(flashes(page), `Showing ${city}.`);
 }
 
 async function assertText(locator: Locator, expected: string | RegExp) {
@@ -207,7 +267,19 @@ async function assertNoHorizontalOverflow(page: Page) {
   assert.ok(scrollWidth <= innerWidth, `${pathOf(page)} is ${scrollWidth}px wide in a ${innerWidth}px window`);
 }
 
+/** The ride table's start time: written in the ride city's own zone and manner, not in UTC. */
+const STARTED = { weekday: 'short', day: 'numeric', month: 'short', hour: 'numeric', minute: '2-digit' } as const;
+async function assertLocalTime(time: Locator, locale: string, timeZone: string) {
+  const when = new Date((await time.getAttribute('datetime'))!);
+  const shown = (await time.innerText()).trim();
+  // Europe's 24-hour clock with two digits ("00:05"), the US's 12-hour one ("12:05 AM").
+  const options = { ...STARTED, hour: locale === 'en-US' ? 'numeric' : '2-digit' } as const;
+  assert.equal(shown, new Intl.DateTimeFormat(locale, { ...options, timeZone }).format(when), `a time in ${timeZone}`);
+  assert.notEqual(shown, new Intl.DateTimeFormat(locale, { ...options, timeZone: 'UTC' }).format(when), 'not UTC');
+}
+
 const vehicleIds = (page: Page) => page.locator('#vehicle-list article').evaluateAll((cards) => cards.map((card) => card.getAttribute('data-vehicle-id')));
+const vehicleLocations = (page: Page) => page.locator('#vehicle-list .vehicle-location').allInnerTexts();
 
 /** Starts a ride on the nth available vehicle of the current city that the rider does not own. */
 async function rideAVehicle(page: Page, nth = 0): Promise<string> {
@@ -217,10 +289,39 @@ async function rideAVehicle(page: Page, nth = 0): Promise<string> {
     .nth(nth);
   const location = (await card.locator('dt', { hasText: /^Location$/ }).locator('xpath=following-sibling::dd[1]').innerText()).trim();
   await follow(page, card.getByRole('button', { name: 'Start ride', exact: true }), '/rides');
+  await assertText(flashes(page), `Your ride started at ${location}. Enjoy!`);
   return location;
 }
 
-describe('a rider in Chromium against the real server', { timeout: 110_000 }, () => {
+/** While riding, the bar is on the page: the vehicle, where from, how long, and the way to end it. */
+async function assertRidingBar(page: Page, from: string) {
+  assert.ok(await rideBar(page).isVisible(), `the riding bar shows on ${pathOf(page)}`);
+  await assertText(rideBar(page), `From ${from}`);
+  await assertText(rideBar(page), /started (just now|\d+ min ago)/);
+  assert.ok(await rideBar(page).getByRole('link', { name: 'End ride' }).isVisible());
+}
+
+/** Adds a vehicle through the form and checks it is shown, highlighted, in the home city. */
+async function addVehicle(page: Page, fields: { color: string; brand: string; location: string }, homeCity: string) {
+  await follow(page, page.getByRole('link', { name: 'Add a vehicle' }).first(), '/vehicles/add');
+  await page.getByRole('radio', { name: 'Bike' }).check();
+  await page.getByLabel('Colour').fill(fields.color);
+  await page.getByLabel('Brand (optional)').fill(fields.brand);
+  await page.getByLabel('Location').fill(fields.location);
+  await follow(page, page.getByRole('button', { name: 'Add vehicle' }), '/vehicles');
+  await assertText(heading(page), `Vehicles in ${homeCity}`);
+  assert.equal(await page.title(), `Vehicles in ${homeCity} · MovR`);
+  await assertText(flashes(page), `Your ${fields.color} bike is listed in ${homeCity}, your home city.`);
+  const added = page.locator('#vehicle-list article[data-just-added]');
+  assert.equal(await added.count(), 1, 'one vehicle is highlighted');
+  await assertText(added, fields.location);
+  await assertText(added, 'Just added');
+  assert.equal(await page.locator('#vehicle-list article').first().getAttribute('data-vehicle-id'), await added.getAttribute('data-vehicle-id'), 'first in the list');
+  assert.ok(await added.isVisible());
+  return added;
+}
+
+describe('a rider in Chromium against the real server', { timeout: 300_000 }, () => {
   before(async () => {
     // No skipping: a machine without Chromium fails here, loudly.
     assert.ok(existsSync(CHROMIUM), `Chromium is missing at ${CHROMIUM}: install Debian's chromium package (apt-get install chromium)`);
@@ -236,109 +337,159 @@ describe('a rider in Chromium against the real server', { timeout: 110_000 }, ()
     if (started.status === 'rejected') throw started.reason;
   });
 
-  after(stopEverything);
+  after(async () => {
+    await stopEverything();
+    const pages = [...new Set(scans.map((scan) => scan.page.replace(/[0-9a-f-]{36}/g, ':id').replace(/\?.*/, '')))];
+    const failed = scans.filter((scan) => scan.violations.length > 0).length;
+    console.log(`axe-core: ${scans.length} scans (${PHONE.width}px and ${DESKTOP.width}px) of ${pages.length} pages and dialogs, ${failed} with violations: ${pages.join(', ')}`);
+  });
   beforeEach(() => {
     problems.length = 0;
   });
 
-  test('a newcomer signs up, switches city, adds a vehicle, rides, and deletes the account', async () => {
+  test('a newcomer signs up and is in, adds a vehicle that shows highlighted at home, rides with the bar, and confirms in dialogs', async () => {
     const context = await newContext();
     const page = await context.newPage();
     const username = 'nadia.k';
     const password = 'a bicycle made for two';
 
-    // Logged out, / sends to log in.
+    // Logged out, / sends to log in, which says what MovR is and, in development, where the demo login is.
     await page.goto('/');
     assert.equal(pathOf(page), '/login');
+    await audit(page);
     await assertText(heading(page), 'Log in to MovR');
+    await assertText(page.locator('main'), 'MovR lends bikes, scooters and skateboards between neighbours');
+    await assertText(page.locator('#demo-hint'), 'Log in as demo with the password printed in the terminal');
     await screenshot(page, 'login');
 
     await follow(page, page.getByRole('link', { name: 'Create an account' }), '/register');
     await assertText(heading(page), 'Create your MovR account');
-    await screenshot(page, 'register');
-
     await page.getByLabel('Home city').selectOption({ label: 'Seattle' });
     await page.getByLabel('First name').fill('Nadia');
     await page.getByLabel('Last name').fill('Kowalczyk');
     await page.getByLabel('Email').fill('nadia@example.com');
     await page.getByLabel('Username').fill(username);
+    await page.getByLabel('Password').fill('short');
+    // One message per field: the error replaces the help text instead of repeating it.
+    expectedFailures.add('422 /register');
+    await follow(page, page.getByRole('button', { name: 'Sign up' }), '/register');
+    expectedFailures.delete('422 /register');
+    const passwordNotes = page.locator('#field-password ~ .invalid-feedback, #field-password ~ .form-text');
+    assert.deepEqual(await passwordNotes.allInnerTexts(), ['Password must be 8 to 128 characters.']);
+
+    // Signing up logs in: straight to the home city's vehicles.
     await page.getByLabel('Password').fill(password);
-    await follow(page, page.getByRole('button', { name: 'Sign up' }), '/login');
-    await assertText(flashes(page), 'Welcome to MovR, Nadia! Log in to start riding.');
-
-    await logIn(page, username, password, '/vehicles');
+    await follow(page, page.getByRole('button', { name: 'Sign up' }), '/vehicles');
+    await assertText(flashes(page), 'Welcome to MovR, Nadia!');
     await assertText(heading(page), 'Vehicles in Seattle');
+    assert.equal(await page.title(), 'Vehicles in Seattle · MovR');
     await assertText(page.locator('nav'), `@${username}`);
+    // The footer: the instance that served the page (REGION, unset: US East) and where the rider's data lives.
+    await assertText(page.locator('footer'), 'Page served from US East (South Carolina) · gcp-us-east1');
+    await assertText(page.locator('footer'), 'Your data lives in US West (Oregon) · gcp-us-west1');
+    assert.equal(await page.locator('nav').getByText(/gcp-/).count(), 0, 'no region codes in the nav');
 
-    // Another city's vehicles, from the nav's city menu.
+    // Another city's vehicles, from the nav's city menu: its own places.
     const seattleIds = await vehicleIds(page);
+    const seattlePlaces = await vehicleLocations(page);
     assert.ok(seattleIds.length > 0, 'Seattle has demo vehicles');
     await switchCity(page, 'Paris');
-    await assertText(flashes(page), /Showing paris/i);
+    await assertText(page.locator('footer'), 'Page served from US East');
     const parisIds = await vehicleIds(page);
+    const parisPlaces = await vehicleLocations(page);
     assert.ok(parisIds.length > 0, 'Paris has demo vehicles');
     assert.ok(!parisIds.some((id) => seattleIds.includes(id)), "Paris lists none of Seattle's vehicles");
+    assert.ok(!parisPlaces.some((place) => seattlePlaces.includes(place)), `Paris (${parisPlaces}) and Seattle (${seattlePlaces}) share no place`);
 
-    // A new vehicle goes to the home city, whatever city is shown.
+    // The vehicle form: the label's words are the error's.
     await follow(page, page.locator('nav').getByRole('link', { name: 'Add a vehicle' }), '/vehicles/add');
-    await assertText(heading(page), 'Add a vehicle');
     await assertText(page.locator('main'), 'It will be listed in your home city, Seattle, not in Paris, the city you are browsing.');
     await screenshot(page, 'add-vehicle');
-    await page.getByLabel('Bike').check();
-    await page.getByLabel('Colour').fill('teal');
-    await page.getByLabel('Brand (optional)').fill('Brompton');
-    await page.getByLabel('Where is it?').fill('Pike Place Market');
-    await follow(page, page.getByRole('button', { name: 'Add vehicle' }), '/vehicles');
-    await assertText(flashes(page), /Your bike was added in seattle/i);
-    await assertText(heading(page), 'Vehicles in Paris');
-    assert.equal(await page.getByText('Pike Place Market').count(), 0, 'the new vehicle is not listed in Paris');
+    expectedFailures.add('422 /vehicles/add');
+    await page.getByLabel('Location').fill('Pike Place Market');
+    await follow(page, page.getByRole('button', { name: 'Add vehicle' }), '/vehicles/add');
+    expectedFailures.delete('422 /vehicles/add');
+    await assertText(page.locator('#error-color'), 'Colour is required.');
+    assert.equal(await page.getByLabel('Colour').getAttribute('aria-describedby'), 'error-color');
 
-    await switchCity(page, 'Seattle');
-    const mine = page.locator('#vehicle-list article').filter({ hasText: 'Pike Place Market' });
-    await assertText(mine, 'teal');
+    // Added while browsing Paris: shown at home, in Seattle, highlighted and first.
+    const mine = await addVehicle(page, { color: 'teal', brand: 'Brompton', location: 'Pike Place Market' }, 'Seattle');
     await assertText(mine, 'Brompton');
-    await assertText(mine.getByRole('button'), '(yours)');
+    await assertText(mine.getByRole('button'), 'Start ride (yours)');
+    await screenshot(page, 'vehicle-added');
 
     // No rides yet: the empty page says how to start one.
     await follow(page, page.locator('nav').getByRole('link', { name: 'My rides' }), '/rides');
     await assertText(page.locator('main'), 'No rides yet');
-    await screenshot(page, 'rides-empty');
+    assert.equal(await rideBar(page).count(), 0, 'no riding bar before a ride');
     await follow(page, page.getByRole('link', { name: 'Find a vehicle' }), '/vehicles');
-    await assertText(heading(page), 'Vehicles in Seattle');
 
-    // A ride on someone else's vehicle.
+    // Riding: the bar follows the rider, and no card offers another start.
     const from = await rideAVehicle(page);
-    await assertText(flashes(page), `Your ride started at ${from}. Enjoy!`);
-    await assertText(heading(page), 'My rides');
     await assertText(page.locator('#active-ride'), 'Riding now');
-    await assertText(page.locator('#active-ride'), from);
-    await screenshot(page, 'rides-active');
+    await assertRidingBar(page, from);
+    await follow(page, page.locator('nav').getByRole('link', { name: 'Vehicles' }), '/vehicles');
+    await assertRidingBar(page, from);
+    assert.equal(await page.getByRole('button', { name: /Start ride/ }).count(), 0, 'no Start ride while riding');
+    assert.ok((await page.getByRole('button', { name: 'End your ride first' }).count()) > 0, 'the reason is on the buttons');
+    await assertText(page.locator('#vehicle-list article.vehicle-card-riding'), 'Your ride');
+    await follow(page, page.locator('nav').getByRole('link', { name: 'Riders' }), '/users');
+    await assertRidingBar(page, from);
+    await screenshot(page, 'users');
 
-    await page.getByLabel('Where are you leaving it?').fill('Space Needle');
-    await follow(page, page.getByRole('button', { name: 'End ride' }), '/rides');
+    // Ending asks first, in a dialog; Keep riding changes nothing.
+    await rideBar(page).getByRole('link', { name: 'End ride' }).click();
+    await dialog(page).waitFor();
+    await assertText(dialog(page).getByRole('heading'), 'End your ride?');
+    await assertText(dialog(page), from);
+    assert.equal(pathOf(page), '/users');
+    await audit(page, 'dialog: End your ride?');
+    await screenshot(page, 'dialog-end-ride');
+    await dialog(page).getByRole('link', { name: 'Keep riding' }).click();
+    await dialog(page).waitFor({ state: 'hidden' });
+    await assertRidingBar(page, from);
+
+    await rideBar(page).getByRole('link', { name: 'End ride' }).click();
+    await dialog(page).waitFor();
+    await dialog(page).getByLabel('Location').fill('Space Needle');
+    await follow(page, dialog(page).getByRole('button', { name: 'End ride' }), '/rides');
     await assertText(flashes(page), 'Ride ended at Space Needle.');
-    assert.equal(await page.locator('#active-ride').count(), 0, 'no active ride once ended');
+    assert.equal(await rideBar(page).count(), 0, 'no riding bar once ended');
     const row = page.locator('#ride-history tbody tr').first();
     await assertText(row, from);
     await assertText(row, 'Space Needle');
-    await assertText(row, /\d+ (s|min)\b/);
+    await assertText(row.locator('td[data-label="City"]'), 'Seattle');
+    await assertText(row.locator('td[data-label="Duration"]'), /^(under a minute|\d+ min)$/);
+    await assertLocalTime(row.locator('td[data-label="Started"] time'), 'en-US', 'America/Los_Angeles');
     await screenshot(page, 'rides-history');
 
-    // The profile, from the nav link @username.
+    // The profile: deleting is refused with every reason, removing a vehicle asks first.
     await follow(page, page.locator('nav').getByRole('link', { name: `@${username}` }), /^\/users\/[0-9a-f-]{36}$/);
     const profilePath = pathOf(page);
     await assertText(heading(page), 'Nadia Kowalczyk');
-    await assertText(page.locator('main'), 'Seattle');
-    const listed = page.locator('#my-vehicles li').filter({ hasText: 'Pike Place Market' });
-    await assertText(listed, 'Available');
     await screenshot(page, 'profile');
-    await follow(page, listed.getByRole('button', { name: 'Remove' }), profilePath);
+    await page.getByRole('button', { name: 'Delete my account' }).click();
+    await dialog(page).waitFor();
+    await assertText(dialog(page).locator('#blockers'), 'Remove your vehicle.');
+    assert.equal(await dialog(page).getByRole('button', { name: 'Delete my account' }).count(), 0, 'nothing to confirm yet');
+    await audit(page, 'dialog: Delete your account? (refused)');
+    await dialog(page).getByRole('link', { name: 'Back' }).click();
+    await dialog(page).waitFor({ state: 'hidden' });
+
+    const listed = page.locator('#my-vehicles li').filter({ hasText: 'Pike Place Market' });
+    await listed.getByRole('button', { name: 'Remove' }).click();
+    await dialog(page).waitFor();
+    await assertText(dialog(page), 'Your teal bike (Brompton) at Pike Place Market will no longer be listed in Seattle.');
+    await audit(page, 'dialog: Remove this vehicle?');
+    await follow(page, dialog(page).getByRole('button', { name: 'Remove vehicle' }), profilePath);
     await assertText(flashes(page), 'Vehicle removed.');
-    assert.equal(await page.getByText('Pike Place Market').count(), 0, 'the removed vehicle is gone from the profile');
     await assertText(page.locator('main'), 'You have no vehicles listed.');
 
-    await follow(page, page.getByRole('button', { name: 'Delete my account' }), '/login');
-    await assertText(heading(page), 'Log in to MovR');
+    await page.getByRole('button', { name: 'Delete my account' }).click();
+    await dialog(page).waitFor();
+    await assertText(dialog(page), `frees the username @${username}`);
+    await follow(page, dialog(page).getByRole('button', { name: 'Delete my account' }), '/login');
+    await assertText(flashes(page), 'Your account was deleted.');
     assert.equal(await page.locator('nav').getByText(`@${username}`).count(), 0, 'logged out');
 
     // The account is gone: the same message as for any failed log-in.
@@ -348,63 +499,95 @@ describe('a rider in Chromium against the real server', { timeout: 110_000 }, ()
     await logIn(page, 'nobody-at-all', password, '/login');
     await assertText(page.locator('#login-error'), LOGIN_FAILED);
     expectedFailures.delete('401 /login');
-    assert.equal(pathOf(page), '/login');
 
     await context.close();
     assert.deepEqual(problems, [], 'no console errors or failed requests');
   });
 
-  test('the demo login printed at start-up shows vehicles, rides, riders, and a friendly 404', async () => {
-    const context = await newContext();
-    const page = await context.newPage();
-    await page.goto('/login');
+  test('without JavaScript, every confirmation is a page of its own; New York times are local; refusals list every reason', async () => {
+    const context = await newContext(DESKTOP);
+    const page = await newPageWithoutScripts(context);
+    await visit(page, '/login');
+    assert.equal(await page.evaluate('typeof window.bootstrap'), 'undefined', 'no script of the page ran');
     await logIn(page, demo.username, demo.password, '/vehicles');
     await assertText(heading(page), 'Vehicles in New York');
-    assert.ok((await page.locator('#vehicle-list article').count()) >= 3, 'demo vehicles in New York');
+    const places = await vehicleLocations(page);
+    assert.ok(places.length >= 3, 'demo vehicles in New York');
+    assert.ok(places.includes('Union Square') || places.includes('Bryant Park') || places.some((place) => /Park|Square|Grand Central|Hudson|Chelsea|Astor|Columbus|Battery/.test(place)), `New York places: ${places}`);
+    assert.ok(!places.includes('Harbour Front'));
 
-    await page.goto('/rides');
+    await follow(page, page.locator('nav').getByRole('link', { name: 'My rides' }), '/rides');
     const history = await page.locator('#ride-history tbody tr').count();
     assert.ok(history > 0, 'the demo rider starts with a ride history');
-    await page.goto('/vehicles');
+    await assertLocalTime(page.locator('#ride-history td[data-label="Started"] time').first(), 'en-US', 'America/New_York');
+    await assertText(page.locator('#ride-history td[data-label="Duration"]').first(), /^(\d+ min|\d+ h \d\d min)$/);
 
-    // Two more past rides and one under way, for a rides page with something on it.
-    for (const [nth, to] of ['Union Square', 'Bryant Park'].entries()) {
-      await rideAVehicle(page, nth);
-      await page.getByLabel('Where are you leaving it?').fill(to);
-      await follow(page, page.getByRole('button', { name: 'End ride' }), '/rides');
-      await assertText(flashes(page), `Ride ended at ${to}.`);
-      await page.goto('/vehicles');
-    }
+    // A ride: ending it goes through its confirmation page, with the location carried over.
+    await follow(page, page.locator('nav').getByRole('link', { name: 'Vehicles' }), '/vehicles');
+    const from = await rideAVehicle(page);
+    await assertRidingBar(page, from);
+    await page.getByLabel('Location').fill('Bryant Park');
+    await follow(page, page.locator('#active-ride').getByRole('button', { name: 'End ride' }), /^\/rides\/end\/[0-9a-f-]{36}$/);
+    const endPath = pathOf(page);
+    await assertText(heading(page), 'End your ride?');
+    assert.equal(await page.getByLabel('Location').inputValue(), 'Bryant Park');
+    await follow(page, page.getByRole('link', { name: 'Keep riding' }), '/rides');
+    await assertRidingBar(page, from);
+
+    // Adding a vehicle while riding: at home, highlighted; the other cards say why they cannot start.
+    await addVehicle(page, { color: 'mint', brand: 'Trek', location: 'Washington Square Arch' }, 'New York');
+    assert.ok((await page.getByRole('button', { name: 'End your ride first' }).count()) > 0);
     await screenshot(page, 'vehicles', { docs: true });
-    const from = await rideAVehicle(page, 2);
-    await assertText(flashes(page), `Your ride started at ${from}. Enjoy!`);
-    await assertText(page.locator('#active-ride'), `Riding now`);
-    await assertText(page.locator('#active-ride'), from);
-    assert.equal(await page.locator('#ride-history tbody tr').count(), history + 2);
-    await screenshot(page, 'rides', { docs: true });
 
-    await follow(page, page.locator('nav').getByRole('link', { name: 'Riders' }), '/users');
-    await assertText(heading(page), 'Riders in New York');
-    await assertText(page.locator('#user-list'), '@demo');
-    await screenshot(page, 'users');
+    // Deleting the account: its page lists everything to do first; a POST all the same is refused with all of it.
+    await follow(page, page.locator('nav').getByRole('link', { name: '@demo' }), /^\/users\/[0-9a-f-]{36}$/);
+    const profileUrl = page.url();
+    const myId = pathOf(page).split('/')[2]!;
+    await assertText(page.locator('#delete-blockers'), 'end your ride in progress');
+    await follow(page, page.getByRole('button', { name: 'Delete my account' }), `/users/remove/${myId}`);
+    assert.deepEqual(await page.locator('#blockers li').allInnerTexts(), ['End your ride in progress.', 'Remove your vehicle.']);
+    const csrf = await page.locator('input[name=_csrf]').first().inputValue();
+    const refused = await page.request.post(`/users/remove/${myId}`, { form: { _csrf: csrf }, headers: { Referer: profileUrl }, maxRedirects: 0 });
+    assert.equal(refused.status(), 303);
+    assert.equal(refused.headers().location, `/users/${myId}`);
+    await visit(page, `/users/${myId}`);
+    await assertText(flashes(page), 'To delete your account, first end your ride in progress, and remove your vehicle.');
+
+    // Removing the vehicle: its own confirmation page; Keep it changes nothing, Remove vehicle removes it.
+    const mine = page.locator('#my-vehicles li').filter({ hasText: 'Washington Square Arch' });
+    await follow(page, mine.getByRole('button', { name: 'Remove' }), /^\/vehicles\/remove\/[0-9a-f-]{36}$/);
+    await assertText(heading(page), 'Remove this vehicle?');
+    await follow(page, page.getByRole('link', { name: 'Keep it' }), `/users/${myId}`);
+    await follow(page, mine.getByRole('button', { name: 'Remove' }), /^\/vehicles\/remove\/[0-9a-f-]{36}$/);
+    await follow(page, page.getByRole('button', { name: 'Remove vehicle' }), `/users/${myId}`);
+    await assertText(flashes(page), 'Vehicle removed.');
+
+    await visit(page, '/rides');
+    await screenshot(page, 'rides', { docs: true });
+    await page.getByLabel('Location').fill('Bryant Park');
+    await follow(page, page.locator('#active-ride').getByRole('button', { name: 'End ride' }), endPath);
+    await follow(page, page.getByRole('button', { name: 'End ride' }), '/rides');
+    await assertText(flashes(page), 'Ride ended at Bryant Park.');
+    assert.equal(await page.locator('#ride-history tbody tr').count(), history + 1);
+    await assertLocalTime(page.locator('#ride-history td[data-label="Started"] time').first(), 'en-US', 'America/New_York');
 
     expectedFailures.add('404 /no-such-page');
     const missing = await page.goto('/no-such-page');
     assert.equal(missing?.status(), 404);
+    await audit(page);
     await assertText(page.locator('main'), 'That page does not exist.');
-    await assertText(page.getByRole('link', { name: 'Back to MovR' }), 'Back to MovR');
-    await screenshot(page, 'error-404');
     expectedFailures.delete('404 /no-such-page');
 
     await context.close();
     assert.deepEqual(problems, [], 'no console errors or failed requests');
   });
 
-  test('at phone width the nav collapses and no page scrolls sideways', async () => {
+  test('at phone width: the nav collapses, the riding bar stays in reach, Rome times are local, the pager and stale forms behave', async () => {
     const context = await newContext(PHONE);
     const page = await context.newPage();
-    await page.goto('/login');
+    await visit(page, '/login');
     await assertNoHorizontalOverflow(page);
+    await screenshot(page, 'login-phone', { docs: true });
     await logIn(page, demo.username, demo.password, '/vehicles');
     await assertText(heading(page), 'Vehicles in New York');
 
@@ -412,25 +595,68 @@ describe('a rider in Chromium against the real server', { timeout: 110_000 }, ()
     assert.ok(await toggler.isVisible(), 'the navbar toggler shows at phone width');
     assert.ok(!(await page.getByRole('link', { name: 'My rides' }).isVisible()), 'the menu starts collapsed');
     await assertNoHorizontalOverflow(page);
-    await screenshot(page, 'vehicles-phone');
 
-    // The collapsed menu opens, and still switches city.
+    // The keyboard's focus is plain to see on the nav's gradient.
+    await toggler.focus();
+    await page.keyboard.press('Shift+Tab');
+    await page.keyboard.press('Tab');
+    const ring = await page.evaluate(`(() => {
+      const style = getComputedStyle(document.activeElement);
+      return { label: document.activeElement.getAttribute('aria-label'), style: style.outlineStyle, width: parseFloat(style.outlineWidth), color: style.outlineColor };
+    })()`);
+    assert.deepEqual(ring, { label: 'Menu', style: 'solid', width: 3, color: 'rgb(255, 255, 255)' });
+
+    // The collapsed menu opens, and still switches city: to Rome, for a ride there.
     await toggler.click();
-    await assertText(page.getByRole('link', { name: 'My rides' }), 'My rides');
     await page.getByRole('button', { name: /Current city/ }).click();
     await assertText(page.locator('.dropdown-menu.show'), 'Rome');
     await assertNoHorizontalOverflow(page);
     await screenshot(page, 'nav-phone');
     await switchCity(page, 'Rome');
-    assert.ok((await page.locator('#vehicle-list article').count()) > 0, 'Rome has demo vehicles');
+    const from = await rideAVehicle(page);
+    await page.goto('/vehicles');
+    await audit(page);
+    await assertRidingBar(page, from);
+    // Sticky at the bottom of the screen, whatever the scroll.
+    const box = await rideBar(page).boundingBox();
+    assert.ok(box && box.y + box.height <= PHONE.height + 1 && box.y + box.height >= PHONE.height - 2, `the bar sits at the bottom: ${JSON.stringify(box)}`);
     await assertNoHorizontalOverflow(page);
+    await screenshot(page, 'vehicles-phone', { docs: true });
 
-    for (const where of ['/rides', '/users', '/vehicles/add', '/register']) {
-      await page.goto(where);
+    await rideBar(page).getByRole('link', { name: 'End ride' }).click();
+    await dialog(page).waitFor();
+    await dialog(page).getByLabel('Location').fill('Piazza Navona');
+    await audit(page, 'dialog: End your ride? (phone)');
+    await follow(page, dialog(page).getByRole('button', { name: 'End ride' }), '/rides');
+    await assertText(flashes(page), 'Ride ended at Piazza Navona.');
+    const rome = page.locator('#ride-history tbody tr').first();
+    await assertText(rome.locator('td[data-label="City"]'), 'Rome');
+    await assertLocalTime(rome.locator('td[data-label="Started"] time'), 'en-GB', 'Europe/Rome');
+    await assertNoHorizontalOverflow(page);
+    await screenshot(page, 'rides-phone', { docs: true });
+
+    for (const where of ['/users', '/vehicles/add', '/register']) {
+      await visit(page, where, where === '/register' ? '/register' : where);
       await assertNoHorizontalOverflow(page);
     }
-    await page.goto('/rides');
-    await screenshot(page, 'rides-phone');
+
+    // The pager: a page past the end offers Newer, and a disabled link is no link at all.
+    await visit(page, '/vehicles?page=2');
+    assert.equal(await page.getByRole('link', { name: 'Older' }).count(), 0, 'no Older link on the last page');
+    assert.equal(await page.locator('a[href="/vehicles?page=0"]').count(), 0);
+    await follow(page, page.getByRole('link', { name: 'Newer' }), '/vehicles');
+
+    // A stale form: the 403 page keeps the rider's own nav.
+    await visit(page, '/vehicles/add');
+    await page.evaluate(`document.querySelector('form[action="/vehicles/add"] input[name=_csrf]').value = 'stale'`);
+    await page.getByLabel('Colour').fill('gold');
+    await page.getByLabel('Location').fill('Piazza di Spagna');
+    expectedFailures.add('403 /vehicles/add');
+    await follow(page, page.getByRole('button', { name: 'Add vehicle' }), '/vehicles/add');
+    expectedFailures.delete('403 /vehicles/add');
+    await assertText(heading(page), 'Not allowed');
+    await toggler.click();
+    await assertText(page.locator('nav'), '@demo');
 
     await context.close();
     assert.deepEqual(problems, [], 'no console errors or failed requests');

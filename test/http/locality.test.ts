@@ -14,10 +14,16 @@ before(async () => {
 after(() => testDb.stop());
 beforeEach(() => testDb.reset());
 
-/** The current city and region as the nav shows them. */
+/** The current city as the nav shows it, and its region (where that city's data lives) from the city menu. */
 function navCity(html: string): { city: string; region: string } | undefined {
-  const match = html.match(/id="city-menu">\s*<span class="visually-hidden">Current city: <\/span>([^<]+?)\s*<span class="badge[^"]*">([^<]+)<\/span>/);
-  return match ? { city: match[1]!, region: match[2]! } : undefined;
+  const city = html.match(/id="city-menu">\s*<span class="visually-hidden">Current city: <\/span>([^<]+?)\s*<\/button>/)?.[1];
+  const menu = html.match(/aria-labelledby="city-menu">([\s\S]*?)<\/div>\s*<\/li>/)?.[1] ?? '';
+  let region: string | undefined;
+  for (const match of menu.matchAll(/data-region="(gcp-[\w-]+)"|dropdown-item active[^>]*>([^<]+)</g)) {
+    if (match[1]) region = match[1];
+    else if (city && match[2] === city) return { city, region: region! };
+  }
+  return undefined;
 }
 
 /** The @usernames the riders page lists. */
@@ -98,7 +104,7 @@ describe('the current city, in the contract’s order', () => {
     assert.equal(response.headers.location, '/vehicles');
     assert.equal(await chosenCityInSession(rider), 'new york');
     const page = await agent.get('/vehicles').set('X-City', 'paris').set('X-City-Lat-Long', '48.85,2.35');
-    assert.match(page.text, /Showing new york\./);
+    assert.match(page.text, /Showing New York\./);
     assert.match(page.text, /Vehicles in New York/);
 
     assert.equal((await formPost(agent, '/city/Paris', {}, '/vehicles')).headers.location, '/vehicles');
@@ -140,7 +146,7 @@ describe('the current city, in the contract’s order', () => {
     const europe = buildTestApp(testDb, { env: { REGION: 'gcp-europe-west1' } });
     const visitor = europe.agent();
     assert.equal(await registerCity(visitor), 'amsterdam');
-    assert.match((await visitor.get('/login')).text, /served from <span class="font-monospace">gcp-europe-west1<\/span>/);
+    assert.match((await visitor.get('/login')).text, /Page served from <span data-served-region="gcp-europe-west1">Europe West \(Belgium\)<\/span>/);
     assert.equal(await registerCity(visitor, { 'X-City': 'Seattle' }), 'seattle');
     assert.equal(await registerCity(visitor, { 'X-City-Lat-Long': '40.0,-73.0' }), 'new york');
   });
@@ -176,7 +182,9 @@ describe('what the current city shows', () => {
     assert.deepEqual(navCity(awayUsers.text), { city: 'Paris', region: 'gcp-europe-west1' });
     assert.match(awayUsers.text, /Riders in Paris/);
     assert.deepEqual(listedUsernames(awayUsers.text), ['parisienne']);
-    assert.match(away.text, /served from <span class="font-monospace">gcp-europe-west1<\/span>/);
+    // The footer names the instance that served the page (REGION), not the city shown, and where the rider's data lives.
+    assert.match(away.text, /Page served from <span data-served-region="gcp-us-east1">US East \(South Carolina\)<\/span>/);
+    assert.match(away.text, /Your data lives in <span data-home-region="gcp-us-east1">/);
   });
 
   test('when a rider opens the city switcher, then all nine cities are listed grouped by region, the current one marked', async () => {
@@ -185,7 +193,7 @@ describe('what the current city shows', () => {
     const page = await agent.get('/vehicles');
     const menu = page.text.match(/<div class="dropdown-menu[^"]*" aria-labelledby="city-menu">([\s\S]*?)<\/div>\s*<\/li>/)?.[1] ?? '';
     const listed: { region: string; cities: string[] }[] = [];
-    for (const match of menu.matchAll(/\((gcp-[\w-]+)\)<\/span><\/h6>|action="\/city\/([^"]+)"/g)) {
+    for (const match of menu.matchAll(/data-region="(gcp-[\w-]+)"|action="\/city\/([^"]+)"/g)) {
       if (match[1]) listed.push({ region: match[1], cities: [] });
       else listed.at(-1)!.cities.push(decodeURIComponent(match[2]!));
     }

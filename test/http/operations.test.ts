@@ -273,7 +273,21 @@ describe('request ids and security headers', () => {
     const frameSrc = (page.headers['content-security-policy'] ?? '').split(';').find((d: string) => d.trim().startsWith('frame-src')) ?? '';
     assert.match(frameSrc, /'self'/);
     assert.match(frameSrc, /https:\/\/www\.google\.com/);
-    assert.match(page.text, /<iframe[^>]*src="https:\/\/www\.google\.com\/maps\/embed\/v1\/place\?key=test-maps-key&(?:amp;)?q=Bryant%20Park%2C%20new%20york"/);
+    // The frame is made by movr.js as the card scrolls into view; the link to Google Maps is there without it.
+    assert.match(page.text, /data-map-src="https:\/\/www\.google\.com\/maps\/embed\/v1\/place\?key=test-maps-key&(?:amp;)?q=Bryant%20Park%2C%20New%20York"/);
+    assert.match(page.text, /class="map-fallback" href="https:\/\/www\.google\.com\/maps\/search\/\?api=1&(?:amp;)?query=Bryant%20Park%2C%20New%20York"/);
+    // The profile maps the rider's own vehicles too.
+    const profile = await agent.get(`/users/${owner.id}`);
+    assert.match(profile.text, /data-map-src="https:\/\/www\.google\.com\/maps\/embed\/v1\/place\?key=test-maps-key&(?:amp;)?q=Bryant%20Park%2C%20New%20York"/);
+  });
+
+  test('when API_KEY is unset, then no map and no frame source beyond our own', async () => {
+    const agent = t.agent();
+    const owner = await signUpAndLogIn(agent, t.movr);
+    await t.movr.addVehicle(owner, { type: 'bike', color: 'red', brand: '', location: 'Union Square' });
+    const page = await agent.get('/vehicles');
+    assert.doesNotMatch(page.text, /data-map-src|google\.com/);
+    assert.doesNotMatch((await agent.get(`/users/${owner.id}`)).text, /data-map-src|google\.com/);
   });
 });
 

@@ -64,9 +64,15 @@ describe('POST /rides/start/:vehicleId', () => {
     assert.equal(page.status, 200);
     assert.match(page.text, /Your ride started at Union Square\. Enjoy!/);
     assert.match(page.text, /id="active-ride"/);
-    assert.match(page.text, new RegExp(`<form method="post" action="/rides/end/${rideId}"`));
+    // Ending goes through a confirmation step first (GET), whose own form posts.
+    assert.match(page.text, new RegExp(`<form method="get" action="/rides/end/${rideId}"`));
+    const confirm = await agent.get(`/rides/end/${rideId}?location=Bryant%20Park`);
+    assert.equal(confirm.status, 200);
+    assert.match(confirm.text, new RegExp(`<form method="post" action="/rides/end/${rideId}"`));
+    assert.match(confirm.text, /value="Bryant Park"/);
     assert.match(page.text, /name="location"/);
-    assert.match(page.text, /Riding now: <span class="text-capitalize">scooter<\/span>/);
+    assert.match(page.text, /Riding now: Scooter/);
+    assert.match(page.text, /id="ride-bar"/);
   });
 
   test('when the vehicle is taken, then 303 back with a flash message and nothing changes', async () => {
@@ -178,8 +184,8 @@ describe('POST /rides/end/:rideId', () => {
     assert.match(page.text, /Ride ended at Central Park\./);
     assert.doesNotMatch(page.text, /id="active-ride"/);
     const history = page.text.match(/<table[^>]*id="ride-history"[\s\S]*?<\/table>/)?.[0] ?? '';
-    assert.match(history, /<td>Union Square<\/td>\s*<td>Central Park<\/td>/);
-    assert.match(history, /<td>5 min 0\d s<\/td>/);
+    assert.match(history, /<td data-label="From">Union Square<\/td>\s*<td data-label="To">Central Park<\/td>/);
+    assert.match(history, /<td data-label="Duration">5 min<\/td>/);
     assert.match((await agent.get('/vehicles')).text, /Central Park/);
   });
 
@@ -282,10 +288,10 @@ describe('GET /rides', () => {
 
     const page = await agent.get('/rides');
     const history = page.text.match(/<table[^>]*id="ride-history"[\s\S]*?<\/table>/)?.[0] ?? '';
-    const ends = [...history.matchAll(/<td>(First Stop|Second Stop|Their Stop)<\/td>/g)].map((m) => m[1]);
+    const ends = [...history.matchAll(/<td data-label="To">(First Stop|Second Stop|Their Stop)<\/td>/g)].map((m) => m[1]);
     assert.deepEqual(ends, ['Second Stop', 'First Stop']);
-    assert.match(history, /<td>1 min 30 s<\/td>/);
-    assert.match(history, /<td>10 min 00 s<\/td>/);
+    assert.match(history, /<td data-label="Duration">2 min<\/td>/);
+    assert.match(history, /<td data-label="Duration">10 min<\/td>/);
     assert.doesNotMatch(page.text, /Not Mine Avenue|Their Stop/);
   });
 });

@@ -93,6 +93,38 @@ describe('GET /users/:id', () => {
   });
 });
 
+describe('the confirmation steps (GET, before each POST that cannot be undone)', () => {
+  test('when they are the rider’s own, then a page whose form posts, or every reason it cannot yet; someone else’s: 403 or 404; nothing changes', async () => {
+    const agent = t.agent();
+    const me = await signUpAndLogIn(agent, t.movr, 'rome');
+    const other = await signUpAndLogIn(t.agent(), t.movr, 'rome');
+    const theirs = await insertVehicle(other);
+
+    const account = await agent.get(`/users/remove/${me.id}`);
+    assert.equal(account.status, 200);
+    assert.match(account.text, new RegExp(`<form method="post" action="/users/remove/${me.id}"`));
+    assert.equal((await agent.get(`/users/remove/${other.id}`)).status, 403);
+    assert.equal((await agent.get('/users/remove/me')).status, 404);
+
+    const mine = await insertVehicle(me, { last_location: 'Piazza Navona' });
+    const vehicle = await agent.get(`/vehicles/remove/${mine}`);
+    assert.equal(vehicle.status, 200);
+    assert.match(vehicle.text, /Piazza Navona/);
+    assert.match(vehicle.text, new RegExp(`<form method="post" action="/vehicles/remove/${mine}"`));
+    assert.equal((await agent.get(`/vehicles/remove/${theirs}`)).status, 404);
+
+    // Riding and owning a vehicle: both reasons at once, and no form to post.
+    assert.equal((await formPost(agent, `/rides/start/${theirs}`, {}, '/vehicles')).headers.location, '/rides');
+    const blocked = await agent.get(`/users/remove/${me.id}`);
+    assert.match(blocked.text, /<li>End your ride in progress\.<\/li><li>Remove your vehicle\.<\/li>/);
+    assert.doesNotMatch(blocked.text, /<form method="post" action="\/users\/remove/);
+    const refused = await formPost(agent, `/users/remove/${me.id}`, {}, '/vehicles');
+    assert.equal(refused.status, 303);
+    assert.match((await agent.get(`/users/${me.id}`)).text, /To delete your account, first end your ride in progress, and remove your vehicle\./);
+    assert.equal((await userRow(me)).username, me.username);
+  });
+});
+
 describe('POST /users/remove/:id', () => {
   test('when it is someone else’s account, then 403 and nothing changes', async () => {
     const victimAgent = t.agent();
@@ -123,7 +155,7 @@ describe('POST /users/remove/:id', () => {
     const response = await formPost(agent, `/users/remove/${me.id}`);
     assert.equal(response.status, 303);
     assert.equal(response.headers.location, `/users/${me.id}`);
-    assert.match((await agent.get(`/users/${me.id}`)).text, /End your ride before deleting your account\./);
+    assert.match((await agent.get(`/users/${me.id}`)).text, /To delete your account, first end your ride in progress\./);
     assert.equal((await userRow(me)).username, me.username);
     assert.equal(await sessionsOf(me), 1);
   });
@@ -137,7 +169,7 @@ describe('POST /users/remove/:id', () => {
     const refused = await formPost(agent, `/users/remove/${me.id}`);
     assert.equal(refused.status, 303);
     assert.equal(refused.headers.location, `/users/${me.id}`);
-    assert.match((await agent.get(`/users/${me.id}`)).text, /Remove your vehicles before deleting your account\./);
+    assert.match((await agent.get(`/users/${me.id}`)).text, /To delete your account, first remove your vehicle\./);
     assert.equal((await userRow(me)).username, me.username);
 
     assert.equal((await formPost(agent, `/vehicles/remove/${vehicle}`)).status, 303);

@@ -3,6 +3,7 @@ import path from 'node:path';
 import cookieParser from 'cookie-parser';
 import { doubleCsrf } from 'csrf-csrf';
 import express, { type Express, Router } from 'express';
+import onHeaders from 'on-headers';
 import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
 import { type Config, PROJECT_ROOT } from './config.js';
@@ -106,7 +107,8 @@ export function createApp({ config, db, movr, logger, rateLimits, extraRoutes, m
   );
   app.use((_req, res, next) => {
     // Draining for a rolling update: each connection serves this response and closes, so clients move on.
-    if (lifecycle.draining) res.set('Connection', 'close');
+    // Decided as the head is written, so a request already running when the signal came closes too.
+    onHeaders(res, () => lifecycle.draining && res.setHeader('Connection', 'close'));
     next();
   });
   app.use(metrics.observeRequests);

@@ -332,7 +332,8 @@ describe('a fleet of two instances on one database', () => {
     assert.deepEqual(errors, [], 'no request was reset');
     assert.ok(beforeSignal.every((o) => o.status === 200), 'every request sent before the signal got its page');
     assert.ok(servedAfter.length > 0, 'requests kept being answered during the grace');
-    const answeredWhileDraining = outcomes.filter((o) => o.receivedAt !== undefined && o.receivedAt > drainingAt);
+    // 50 ms of slack: an answer written just before the signal may still be on its way when /readyz says 503.
+    const answeredWhileDraining = outcomes.filter((o) => o.receivedAt !== undefined && o.receivedAt > drainingAt + 50);
     assert.ok(answeredWhileDraining.length > 0);
     assert.ok(answeredWhileDraining.every((o) => o.close), 'every answer once draining closes its connection, those already running included');
   });

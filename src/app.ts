@@ -8,7 +8,7 @@ import helmet from 'helmet';
 import { pinoHttp } from 'pino-http';
 import { type Config, PROJECT_ROOT } from './config.js';
 import type { MovrDatabase } from './db/database.js';
-import { VEHICLE_TYPES } from './db/schema.js';
+import { VEHICLE_TYPES } from './movr/domain.js';
 import type { Logger } from './logger.js';
 import type { MovR } from './movr/movr.js';
 import { REGION_NAMES, REGIONS, cityLabel, citiesOf, regionLabel, regionOf } from './regions.js';

@@ -1,14 +1,8 @@
 import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
+import type { VehicleStatus, VehicleType } from '../movr/domain.js';
 import type { City } from '../regions.js';
 
 /** The one description of MovR's tables: migrations, queries and the CockroachDB DDL agree with it. */
-
-export const VEHICLE_TYPES = ['bike', 'scooter', 'skateboard'] as const;
-export type VehicleType = (typeof VEHICLE_TYPES)[number];
-
-/** `in_use` while a ride is active; `removed` is a soft delete that keeps ride history intact. */
-export const VEHICLE_STATUSES = ['available', 'in_use', 'removed'] as const;
-export type VehicleStatus = (typeof VEHICLE_STATUSES)[number];
 
 /** Bump when the schema changes; CockroachDB DDL files record it in `schema_info` and the app checks it at start. */
 export const SCHEMA_VERSION = 2;

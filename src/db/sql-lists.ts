@@ -1,5 +1,5 @@
 import { CITIES } from '../regions.js';
-import { VEHICLE_STATUSES, VEHICLE_TYPES } from './schema.js';
+import { VEHICLE_STATUSES, VEHICLE_TYPES } from '../movr/domain.js';
 
 /** SQL literal lists generated from the domain constants, for CHECK constraints in every dialect. */
 const quoteList = (values: readonly string[]) => values.map((v) => `'${v.replaceAll("'", "''")}'`).join(', ');

@@ -3,7 +3,8 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { CITIES, type City } from '../regions.js';
 import type { MovrDatabase } from '../db/database.js';
-import { VEHICLE_TYPES, type NewUserRow, type NewVehicleRow } from '../db/schema.js';
+import type { NewUserRow, NewVehicleRow } from '../db/schema.js';
+import { VEHICLE_TYPES } from './domain.js';
 import { runTransaction } from '../db/transaction.js';
 
 export const DEMO_USERNAME = 'demo';

@@ -1,5 +1,6 @@
 import type { City } from '../regions.js';
-import type { UserRow, VehicleRow, VehicleStatus, VehicleType } from '../db/schema.js';
+import type { UserRow, VehicleRow } from '../db/schema.js';
+import type { VehicleStatus, VehicleType } from './domain.js';
 
 /** What the backend hands to the web layer; database rows never leave the backend. */
 
@@ -42,6 +43,22 @@ export interface Ride {
   readonly endTime: Date | null;
   /** Milliseconds; null while the ride is active. */
   readonly lengthMs: number | null;
+}
+
+export interface NewUser {
+  city: City;
+  firstName: string;
+  lastName: string;
+  email: string;
+  username: string;
+  password: string;
+}
+
+export interface NewVehicle {
+  type: VehicleType;
+  color: string;
+  brand: string;
+  location: string;
 }
 
 export interface Page<T> {

@@ -3,10 +3,11 @@ import { tmpdir } from 'node:os';
 import { after, before, describe, test } from 'node:test';
 import request from 'supertest';
 import { PROJECT_ROOT } from '../../src/config.js';
-import { VEHICLE_TYPES } from '../../src/db/schema.js';
+import { VEHICLE_TYPES } from '../../src/movr/domain.js';
 import { parseCity } from '../../src/regions.js';
 import { type Agent, buildTestApp, csrfFrom, formPost, logIn, signUpAndLogIn, type TestApp, listen, type Listening } from '../support/app.js';
 import { startTestDatabase, type TestDatabase } from '../support/database.js';
+import { userByUsername } from '../support/queries.js';
 
 const SCRIPT = '<script>alert(1)</script>';
 const IMG = '"><img src=x onerror=alert(1)>';
@@ -486,7 +487,7 @@ describe('stored HTML is shown as text everywhere', () => {
     const signUp = await formPost(owner, '/register', { city: 'paris', first_name: SCRIPT, last_name: IMG, email: 'xss-owner@example.com', username: 'xss-owner', password: 'correct horse battery' });
     assert.equal(signUp.status, 303);
     await visit(owner, '/vehicles', [escapedScript], 'welcome flash on ');
-    const ownerId = (await t.movr.getUserByUsername('xss-owner'))!.id;
+    const ownerId = (await userByUsername(testDb.db.kysely, 'xss-owner'))!.id;
     const added = await formPost(owner, '/vehicles/add', { type: 'bike', color: SCRIPT, brand: IMG, location: SCRIPT }, '/vehicles/add');
     assert.equal(added.status, 303);
     const vehicleId = (await testDb.db.kysely.selectFrom('vehicles').select('id').where('owner_id', '=', ownerId).executeTakeFirstOrThrow()).id;

@@ -10,6 +10,7 @@ import { DatabaseSessionStore } from '../../src/web/session-store.js';
 import type { User, UserRef, Vehicle } from '../../src/movr/models.js';
 import { type MovR, type NewUser, type NewVehicle, VEHICLES_PER_PAGE } from '../../src/movr/movr.js';
 import { startTestDatabase, type TestDatabase } from '../support/database.js';
+import { userByUsername } from '../support/queries.js';
 
 let testDb: TestDatabase;
 let movr: MovR;
@@ -97,7 +98,7 @@ describe('users', () => {
     await addUser({ username: 'Grace_H' });
     await assert.rejects(addUser({ username: 'Grace_H', city: 'rome' }), UsernameTakenError);
     assert.equal(await count('users'), 1);
-    assert.equal((await movr.getUserByUsername('Grace_H'))?.username, 'Grace_H');
+    assert.equal((await userByUsername(kysely(), 'Grace_H'))?.username, 'Grace_H');
   });
 
   test('when authenticating, then the right password gives the user; a wrong password and an unknown user both give undefined', async () => {
@@ -120,9 +121,9 @@ describe('users', () => {
     assert.deepEqual(await movr.getUser(zed), zed);
     assert.equal(await movr.getUser({ id: zed.id, city: 'seattle' }), undefined);
     assert.equal(await movr.getUser(gone), undefined);
-    assert.deepEqual(await movr.getUserByUsername('amy'), amy);
-    assert.equal(await movr.getUserByUsername('gone'), undefined);
-    assert.equal(await movr.getUserByUsername('nobody'), undefined);
+    assert.deepEqual(await userByUsername(kysely(), 'amy'), amy);
+    assert.equal(await userByUsername(kysely(), 'gone'), undefined);
+    assert.equal(await userByUsername(kysely(), 'nobody'), undefined);
     assert.deepEqual(
       (await movr.getUsers('boston')).map((u) => u.username),
       ['amy', 'zed'],
@@ -439,7 +440,7 @@ describe('removing a user', () => {
     await assert.rejects(movr.removeUser(user, user.id), AccountGoneError);
 
     const newcomer = await addUser({ username: 'leaving', city: 'paris' });
-    assert.equal((await movr.getUserByUsername('leaving'))?.id, newcomer.id);
+    assert.equal((await userByUsername(kysely(), 'leaving'))?.id, newcomer.id);
   });
 });
 

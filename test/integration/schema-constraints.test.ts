@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { VEHICLE_STATUSES, VEHICLE_TYPES } from '../../src/db/schema.js';
+import { VEHICLE_STATUSES, VEHICLE_TYPES } from '../../src/movr/domain.js';
 import { CITIES } from '../../src/regions.js';
 import { startTestDatabase, type TestDatabase } from '../support/database.js';
 

@@ -66,7 +66,7 @@ export async function signUpAndLogIn(agent: Agent, movr: MovR, city: City = 'new
   const password = overrides.password ?? 'correct horse battery';
   const signUp = await formPost(agent, '/register', { city, first_name: 'Test', last_name: 'Rider', email: `${username}@example.com`, username, password });
   if (signUp.status !== 303 || signUp.headers.location !== '/vehicles') throw new Error(`sign-up failed: ${signUp.status} ${signUp.text.slice(0, 500)}`);
-  const user = await movr.getUserByUsername(username);
+  const user = await movr.authenticate(username, password);
   return { id: user!.id, username, password, city };
 }
 

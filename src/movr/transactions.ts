@@ -1,0 +1,278 @@
+import { type Kysely, sql } from 'kysely';
+import { SQLSTATE, sqlState, violatedConstraint } from '../db/errors.js';
+import type { Database } from '../db/schema.js';
+import type { Tx } from '../db/transaction.js';
+import { CITIES, type City } from '../regions.js';
+import type { VehicleStatus } from './domain.js';
+import { AccountGoneError, ForbiddenError, NotFoundError, RefusedError, UsernameTakenError } from './errors.js';
+import { type NewUser, type NewVehicle, type Page, type Ride, toUser, toVehicle, type User, type UserRef, type Vehicle } from './models.js';
+
+/**
+ * The callbacks MovR runs through the retry wrapper, as movr-flask's transactions.py: each only touches the
+ * database, so running it again is safe. They name the row's city wherever it is known (the README's locality map).
+ */
+
+export const VEHICLES_PER_PAGE = 50;
+export const RIDES_SHOWN = 100;
+
+const USER_COLUMNS = ['id', 'city', 'username', 'first_name', 'last_name', 'email', 'is_owner'] as const;
+const VEHICLE_COLUMNS = ['id', 'city', 'type', 'owner_id', 'date_added', 'status', 'last_location', 'color', 'brand'] as const;
+
+const ALREADY_RIDING = 'You are already on a ride: end it before starting another.';
+const NOT_AVAILABLE = 'That vehicle is not available right now.';
+
+export async function addUser(tx: Tx, input: Omit<NewUser, 'password'>, passwordHash: string): Promise<User> {
+  const row = await tx
+    .insertInto('users')
+    .values({ city: input.city, first_name: input.firstName, last_name: input.lastName, email: input.email, username: input.username, password_hash: passwordHash })
+    .returning(USER_COLUMNS)
+    .executeTakeFirstOrThrow()
+    .catch(refuseDuplicate({ users_username_key: () => new UsernameTakenError() }));
+  return toUser(row);
+}
+
+/** A user with their password hash, for log-in only. */
+export function credentials(db: Kysely<Database>, username: string) {
+  return db.selectFrom('users').select([...USER_COLUMNS, 'password_hash']).where('username', '=', username).executeTakeFirst();
+}
+
+export async function getUser(db: Kysely<Database>, ref: UserRef): Promise<User | undefined> {
+  const row = await db
+    .selectFrom('users')
+    .select(USER_COLUMNS)
+    .where('city', '=', ref.city)
+    .where('id', '=', ref.id)
+    .where('username', 'is not', null)
+    .executeTakeFirst();
+  return row && toUser(row);
+}
+
+export async function getUsers(db: Kysely<Database>, city: City): Promise<User[]> {
+  const rows = await db.selectFrom('users').select(USER_COLUMNS).where('city', '=', city).where('username', 'is not', null).orderBy('username').execute();
+  return rows.map(toUser);
+}
+
+/** The row stays for ride history, emptied of personal data; the username is freed. */
+export async function removeUser(tx: Tx, actor: UserRef): Promise<void> {
+  await assertAccount(tx, actor);
+  const reasons = [];
+  if (await activeRide(tx, actor)) reasons.push('End your ride before deleting your account.');
+  if (await ownsVehicles(tx, actor)) reasons.push('Remove your vehicles before deleting your account.');
+  if (reasons.length > 0) throw new RefusedError(reasons.join(' '));
+  await tx
+    .updateTable('users')
+    .set({ username: null, password_hash: null, first_name: '', last_name: '', email: '', is_owner: false })
+    .where('city', '=', actor.city)
+    .where('id', '=', actor.id)
+    .execute();
+}
+
+export async function addVehicle(tx: Tx, owner: UserRef, input: NewVehicle): Promise<Vehicle> {
+  await assertAccount(tx, owner);
+  const row = await tx
+    .insertInto('vehicles')
+    .values({ city: owner.city, owner_id: owner.id, type: input.type, color: input.color, brand: input.brand, last_location: input.location })
+    .returning(VEHICLE_COLUMNS)
+    .executeTakeFirstOrThrow();
+  await setOwner(tx, owner, true);
+  return toVehicle(row);
+}
+
+export async function getVehicles(db: Kysely<Database>, city: City, page: number): Promise<Page<Vehicle>> {
+  const rows = await db
+    .selectFrom('vehicles')
+    .select(VEHICLE_COLUMNS)
+    .where('city', '=', city)
+    // A literal, not a parameter: a generic plan cannot prove a partial index's predicate from a placeholder.
+    .where('status', '<>', sql.lit('removed'))
+    .orderBy('date_added', 'desc')
+    .orderBy('id', 'desc')
+    .limit(VEHICLES_PER_PAGE + 1)
+    .offset((page - 1) * VEHICLES_PER_PAGE)
+    .execute();
+  return { items: rows.slice(0, VEHICLES_PER_PAGE).map(toVehicle), page, hasNext: rows.length > VEHICLES_PER_PAGE };
+}
+
+export async function getOwnedVehicles(db: Kysely<Database>, owner: UserRef): Promise<Vehicle[]> {
+  const rows = await db
+    .selectFrom('vehicles')
+    .select(VEHICLE_COLUMNS)
+    .where('city', '=', owner.city)
+    .where('owner_id', '=', owner.id)
+    .where('status', '<>', sql.lit('removed'))
+    .orderBy('date_added', 'desc')
+    .execute();
+  return rows.map(toVehicle);
+}
+
+export async function removeVehicle(tx: Tx, actor: UserRef, vehicleId: string): Promise<void> {
+  // Vehicles live in their owner's city, so the actor's own are found in one region.
+  const vehicle = await findVehicle(tx, vehicleId, actor.city);
+  await assertAccount(tx, actor);
+  if (vehicle.owner_id !== actor.id) throw new ForbiddenError('You can only remove your own vehicles.');
+  if (vehicle.status === 'removed') throw new NotFoundError('No such vehicle.');
+  if (!(await moveVehicle(tx, vehicle, 'available', { status: 'removed' }))) {
+    throw new RefusedError('That vehicle is in use; it can be removed once the ride ends.');
+  }
+  if (!(await ownsVehicles(tx, actor))) await setOwner(tx, actor, false);
+}
+
+/**
+ * Claims the vehicle only if it is available; SERIALIZABLE makes the loser of a race retry and see the claim.
+ * Riding already is refused by the unique index on active rides, not by reading it first: on PostgreSQL such
+ * reads made concurrent starts abort each other (`npm run bench`).
+ */
+export async function startRide(tx: Tx, rider: UserRef, vehicleId: string, preferredCity: City): Promise<Ride> {
+  const vehicle = await findVehicle(tx, vehicleId, preferredCity);
+  if (vehicle.status === 'removed') throw new NotFoundError('No such vehicle.');
+  await assertAccount(tx, rider);
+  if (!(await moveVehicle(tx, vehicle, 'available', { status: 'in_use' }))) {
+    // Refused either way; riding already is the reason to give first.
+    throw new RefusedError((await activeRide(tx, rider)) ? ALREADY_RIDING : NOT_AVAILABLE);
+  }
+  const { id } = await tx
+    .insertInto('rides')
+    .values({ city: vehicle.city, vehicle_id: vehicle.id, rider_id: rider.id, rider_city: rider.city, start_location: vehicle.last_location })
+    .returning('id')
+    .executeTakeFirstOrThrow()
+    .catch(
+      refuseDuplicate({
+        rides_one_active_per_rider_idx: () => new RefusedError(ALREADY_RIDING),
+        rides_one_active_per_vehicle_idx: () => new RefusedError(NOT_AVAILABLE),
+      }),
+    );
+  return readRide(tx, vehicle.city, id);
+}
+
+export async function endRide(tx: Tx, rider: UserRef, rideId: string, location: string, preferredCity: City): Promise<Ride> {
+  const ride = await findRide(tx, rideId, preferredCity);
+  if (ride.rider_id !== rider.id) throw new ForbiddenError('You can only end your own rides.');
+  await assertAccount(tx, rider);
+  if (ride.end_time !== null) throw new RefusedError('That ride has already ended.');
+  // now() is the transaction's timestamp, so length is exactly end_time - start_time.
+  await tx
+    .updateTable('rides')
+    .set({ end_time: sql`now()`, length: sql`now() - start_time`, end_location: location })
+    .where('city', '=', ride.city)
+    .where('id', '=', ride.id)
+    .execute();
+  await moveVehicle(tx, { city: ride.city, id: ride.vehicle_id }, 'in_use', { status: 'available', last_location: location });
+  return readRide(tx, ride.city, ride.id);
+}
+
+export async function getOwnRide(tx: Tx, rider: UserRef, rideId: string, preferredCity: City): Promise<Ride> {
+  const ride = await findRide(tx, rideId, preferredCity);
+  if (ride.rider_id !== rider.id) throw new ForbiddenError('You can only see your own rides.');
+  return readRide(tx, ride.city, ride.id);
+}
+
+export function getRides(db: Kysely<Database>, rider: UserRef): Promise<Ride[]> {
+  return ridesQuery(db)
+    .where('rides.rider_city', '=', rider.city)
+    .where('rides.rider_id', '=', rider.id)
+    .orderBy('rides.start_time', 'desc')
+    .limit(RIDES_SHOWN)
+    .execute();
+}
+
+/** A session that outlived its account (deleted meanwhile) acts for nobody: SERIALIZABLE orders this read against the deletion. */
+async function assertAccount(tx: Tx, actor: UserRef): Promise<void> {
+  const account = await tx
+    .selectFrom('users')
+    .select('id')
+    .where('city', '=', actor.city)
+    .where('id', '=', actor.id)
+    .where('username', 'is not', null)
+    .executeTakeFirst();
+  if (!account) throw new AccountGoneError();
+}
+
+/** Sets the vehicle's status (and more) only if it is still `from`; false when it was not. */
+async function moveVehicle(
+  tx: Tx,
+  vehicle: { city: City; id: string },
+  from: VehicleStatus,
+  changes: { status: VehicleStatus; last_location?: string },
+): Promise<boolean> {
+  const result = await tx
+    .updateTable('vehicles')
+    .set(changes)
+    .where('city', '=', vehicle.city)
+    .where('id', '=', vehicle.id)
+    .where('status', '=', from)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+async function setOwner(tx: Tx, user: UserRef, isOwner: boolean): Promise<void> {
+  await tx.updateTable('users').set({ is_owner: isOwner }).where('city', '=', user.city).where('id', '=', user.id).where('is_owner', '=', !isOwner).execute();
+}
+
+/** Looks in the likely city first, then in all cities at once (a point lookup per city on the primary key). */
+async function findVehicle(tx: Tx, id: string, preferredCity: City) {
+  const query = tx.selectFrom('vehicles').select(VEHICLE_COLUMNS).where('id', '=', id);
+  const vehicle = (await query.where('city', '=', preferredCity).executeTakeFirst()) ?? (await query.where('city', 'in', CITIES).executeTakeFirst());
+  if (!vehicle) throw new NotFoundError('No such vehicle.');
+  return vehicle;
+}
+
+async function findRide(tx: Tx, id: string, preferredCity: City) {
+  const query = tx.selectFrom('rides').select(['id', 'city', 'rider_id', 'vehicle_id', 'end_time']).where('id', '=', id);
+  const ride = (await query.where('city', '=', preferredCity).executeTakeFirst()) ?? (await query.where('city', 'in', CITIES).executeTakeFirst());
+  if (!ride) throw new NotFoundError('No such ride.');
+  return ride;
+}
+
+function activeRide(tx: Tx, rider: UserRef) {
+  return tx
+    .selectFrom('rides')
+    .select('id')
+    .where('rider_city', '=', rider.city)
+    .where('rider_id', '=', rider.id)
+    .where('end_time', 'is', null)
+    .executeTakeFirst();
+}
+
+/** True when the user owns a vehicle that is not removed (vehicles live in their owner's city). */
+async function ownsVehicles(tx: Tx, owner: UserRef): Promise<boolean> {
+  const vehicle = await tx
+    .selectFrom('vehicles')
+    .select('id')
+    .where('city', '=', owner.city)
+    .where('owner_id', '=', owner.id)
+    .where('status', '<>', 'removed')
+    .limit(1)
+    .executeTakeFirst();
+  return vehicle !== undefined;
+}
+
+/** A catch handler turning a unique violation of a known constraint into the domain error it means. */
+function refuseDuplicate(byConstraint: Record<string, () => Error>) {
+  return (error: unknown): never => {
+    const constraint = sqlState(error) === SQLSTATE.uniqueViolation ? violatedConstraint(error) : undefined;
+    throw constraint && Object.hasOwn(byConstraint, constraint) ? byConstraint[constraint]!() : error;
+  };
+}
+
+function ridesQuery(db: Kysely<Database>) {
+  return db
+    .selectFrom('rides')
+    .innerJoin('vehicles', (join) => join.onRef('vehicles.city', '=', 'rides.city').onRef('vehicles.id', '=', 'rides.vehicle_id'))
+    .select([
+      'rides.id as id',
+      'rides.city as city',
+      'rides.vehicle_id as vehicleId',
+      'vehicles.type as vehicleType',
+      'vehicles.color as vehicleColor',
+      'vehicles.brand as vehicleBrand',
+      'rides.start_location as startLocation',
+      'rides.end_location as endLocation',
+      'rides.start_time as startTime',
+      'rides.end_time as endTime',
+      sql<number | null>`(extract(epoch from rides.length) * 1000)::float8`.as('lengthMs'),
+    ]);
+}
+
+function readRide(tx: Tx, city: City, id: string): Promise<Ride> {
+  return ridesQuery(tx).where('rides.city', '=', city).where('rides.id', '=', id).executeTakeFirstOrThrow();
+}

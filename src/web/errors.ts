@@ -1,11 +1,11 @@
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { isDatabaseUnavailable, TransactionOutcomeUnknownError, TransactionRetryLimitError } from '../db/errors.js';
-import { AccountGoneError, ForbiddenError, NotFoundError, RefusedError } from '../movr/errors.js';
+import { AccountGoneError, MovrError, RefusedError } from '../movr/errors.js';
 import { flash } from './flash.js';
 import { endSession } from './session.js';
 
-/** An HTTP answer thrown from a route; the central handler renders its page. */
+/** An HTTP answer thrown from a route; the central handler renders its page with the message. */
 export class HttpError extends Error {
   constructor(
     readonly status: number,
@@ -20,19 +20,18 @@ export const notFound = (what = 'That page does not exist.') => new HttpError(40
 
 const TITLES: Record<number, string> = {
   400: 'Bad request',
+  401: 'Logged out',
   403: 'Not allowed',
   404: 'Not found',
   413: 'Too large',
+  409: 'Not possible right now',
   422: 'Check the form',
   429: 'Too many requests',
   500: 'Something went wrong',
   503: 'Temporarily unavailable',
 };
 
-/**
- * Where a refused action's rider goes back to: the page the form was on, when the Referer names one of
- * ours, else the given page. Never an absolute URL from outside.
- */
+/** The page the refused form was on, when the Referer names one of ours; never an absolute URL from outside. */
 export function backTo(req: Request, fallback: string): string {
   const referer = req.get('referer');
   if (!referer) return fallback;
@@ -51,9 +50,8 @@ interface Classified {
 }
 
 function classify(error: unknown): Classified {
-  if (error instanceof HttpError) return { status: error.status, message: error.message };
-  if (error instanceof NotFoundError) return { status: 404, message: error.message };
-  if (error instanceof ForbiddenError) return { status: 403, message: error.message };
+  // Ours carry their status and a message meant for the rider.
+  if (error instanceof HttpError || error instanceof MovrError) return { status: error.status, message: error.message };
   if (error instanceof TransactionRetryLimitError || isDatabaseUnavailable(error)) {
     return { status: 503, message: 'MovR is busy or its database is unreachable. Please try again in a moment.' };
   }
@@ -73,19 +71,7 @@ function classify(error: unknown): Classified {
 
 /** The one error middleware: every thrown error becomes a status and a page, or a flash and a redirect. */
 export function errorHandler(logger: Logger, { showDetails }: { showDetails: boolean }) {
-  return (error: unknown, req: Request, res: Response, next: NextFunction) => {
-    if (res.headersSent) return next(error);
-    if (error instanceof RefusedError) {
-      flash(req, 'danger', error.message);
-      return res.redirect(303, backTo(req, res.locals.refusedRedirect ?? '/vehicles'));
-    }
-    if (error instanceof AccountGoneError) {
-      // Deleted by another session meanwhile: this one ends too, and nothing was done.
-      return endSession(req, res).then(
-        () => res.redirect(303, '/login'),
-        (failed: unknown) => next(failed),
-      );
-    }
+  const renderError = (error: unknown, req: Request, res: Response) => {
     const { status, message } = classify(error);
     if (status >= 500) (req.log ?? logger).error({ err: error }, 'request failed');
     res.status(status);
@@ -96,5 +82,21 @@ export function errorHandler(logger: Logger, { showDetails }: { showDetails: boo
       message,
       details: showDetails && status >= 500 && error instanceof Error ? error.stack : undefined,
     });
+  };
+  return (error: unknown, req: Request, res: Response, next: NextFunction) => {
+    if (res.headersSent) return next(error);
+    // The flash needs the cookie secret, the log-out a session: without them, their status page instead.
+    if (error instanceof RefusedError && req.secret) {
+      flash(req, 'danger', error.message);
+      return res.redirect(303, backTo(req, res.locals.refusedRedirect ?? '/vehicles'));
+    }
+    if (error instanceof AccountGoneError && req.session) {
+      // Deleted by another session meanwhile: this one ends too, and nothing was done.
+      return endSession(req, res).then(
+        () => res.redirect(303, '/login'),
+        (failed: unknown) => renderError(failed, req, res),
+      );
+    }
+    renderError(error, req, res);
   };
 }

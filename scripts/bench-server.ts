@@ -2,7 +2,7 @@ import type { Server } from 'node:http';
 import type { Router } from 'express';
 import pg from 'pg';
 import { createApp } from '../src/app.js';
-import { loadConfig } from '../src/config.js';
+import { loadConfig, withSecretKey } from '../src/config.js';
 import { openDatabase } from '../src/db/database.js';
 import { createLogger } from '../src/logger.js';
 import { MovR } from '../src/movr/movr.js';
@@ -70,7 +70,7 @@ function floorRoutes(movr: MovR) {
 }
 
 async function main() {
-  const config = loadConfig();
+  const config = withSecretKey(loadConfig());
   if (!config.dbUri) throw new Error('bench-server needs DB_URI');
   const logger = createLogger(config);
   const poolSize = process.env.BENCH_POOL_SIZE ? Number(process.env.BENCH_POOL_SIZE) : undefined;

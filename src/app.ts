@@ -75,7 +75,8 @@ export function createApp({ config, db, movr, logger, rateLimits, extraRoutes, m
   app.set('trust proxy', config.trustProxy);
   app.set('view engine', 'ejs');
   app.set('views', path.join(PROJECT_ROOT, 'views'));
-  app.set('view cache', true);
+  // Compiled once outside development; `npm run dev` re-reads an edited template on the next request.
+  app.set('view cache', config.env !== 'development');
   app.disable('x-powered-by');
   app.locals.vehicleTypes = VEHICLE_TYPES;
   app.locals.development = config.env === 'development';

@@ -1,5 +1,3 @@
-import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
@@ -65,6 +63,7 @@ export interface Config {
   readonly port: number;
   readonly host: string;
   readonly region: Env['REGION'];
+  /** SECRET_KEY, or in development the secret server.ts keeps in the data directory (see withSecretKey). */
   readonly secretKey: string;
   readonly trustProxy: boolean | number | string;
   readonly apiKey: string | undefined;
@@ -75,6 +74,9 @@ export interface Config {
   readonly metricsPort: number;
 }
 
+/** The environment as parsed, before the server has made the development secret. */
+export type ParsedConfig = Omit<Config, 'secretKey'> & { readonly secretKey: string | undefined };
+
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
     super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
@@ -82,19 +84,8 @@ export class ConfigError extends Error {
   }
 }
 
-/** A development secret generated once and kept in the data directory, so restarts keep riders logged in. */
-function developmentSecret(dataDir: string): string {
-  const file = path.join(dataDir, 'secret-key');
-  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
-  mkdirSync(dataDir, { recursive: true });
-  const secret = randomBytes(48).toString('base64url');
-  writeFileSync(file, `${secret}\n`, { mode: 0o600, flag: 'wx' });
-  chmodSync(file, 0o600);
-  return secret;
-}
-
-/** Parses the environment once; throws ConfigError listing every problem. */
-export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
+/** Parses the environment once, touching no file; throws ConfigError listing every problem. */
+export function loadConfig(source: NodeJS.ProcessEnv = process.env): ParsedConfig {
   const parsed = envSchema.safeParse(source);
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.map((issue) => `${issue.path.join('.') || 'environment'}: ${issue.message}`));
@@ -109,11 +100,18 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     port: env.PORT,
     host: env.HOST,
     region: env.REGION,
-    secretKey: env.SECRET_KEY ?? developmentSecret(dataDir),
+    secretKey: env.SECRET_KEY,
     trustProxy: env.TRUST_PROXY,
     apiKey: env.API_KEY,
     logLevel: env.LOG_LEVEL,
     webConcurrency: env.WEB_CONCURRENCY,
     metricsPort: env.METRICS_PORT,
   });
+}
+
+/** The config the app runs with: SECRET_KEY when set, else `fallback` (the development secret). */
+export function withSecretKey(config: ParsedConfig, fallback?: () => string): Config {
+  const secretKey = config.secretKey ?? fallback?.();
+  if (!secretKey) throw new ConfigError(['SECRET_KEY: is required']);
+  return Object.freeze({ ...config, secretKey });
 }

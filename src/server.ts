@@ -5,13 +5,14 @@ import { createServer, type Server } from 'node:http';
 import path from 'node:path';
 import { AggregatorRegistry } from 'prom-client';
 import { createApp, type Lifecycle } from './app.js';
-import { type Config, ConfigError, loadConfig } from './config.js';
+import { type Config, ConfigError, loadConfig, withSecretKey } from './config.js';
 import { openDatabase, type MovrDatabase } from './db/database.js';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from './db/embedded-postgres.js';
 import { prepareSchema } from './db/migrate.js';
 import { createLogger, type Logger } from './logger.js';
 import { type DemoLogin, loadDemoData } from './movr/demo-data.js';
 import { MovR } from './movr/movr.js';
+import { developmentSecret } from './private-files.js';
 import { drainServer } from './web/drain.js';
 import { createMetrics, metricsHandler } from './web/metrics.js';
 import { pruneRateLimits } from './web/rate-limit-store.js';
@@ -23,7 +24,8 @@ const PRUNE_EVERY_MS = 15 * 60 * 1000;
 
 function parseConfig(): Config {
   try {
-    return loadConfig();
+    const parsed = loadConfig();
+    return withSecretKey(parsed, () => developmentSecret(parsed.dataDir));
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     console.error(error.message);

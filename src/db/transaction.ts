@@ -53,15 +53,10 @@ export interface TransactionContext {
 }
 
 /**
- * Runs `callback` in one SERIALIZABLE transaction, retrying it on SQLSTATE 40001 with capped, jittered
- * exponential backoff. The callback may run several times, so it must only touch the database.
- *
- * CockroachDB: the client-side retry protocol, `SAVEPOINT cockroach_restart` after BEGIN, `RELEASE SAVEPOINT
- * cockroach_restart` before COMMIT, and on 40001 `ROLLBACK TO SAVEPOINT cockroach_restart` and run again in the
- * same transaction, which keeps its priority
- * (https://www.cockroachlabs.com/docs/v23.1/advanced-client-side-transaction-retries).
- * PostgreSQL: rolling back to a savepoint keeps the snapshot, so such a retry fails forever; the whole
- * transaction is rolled back and a new one begun instead. Either way a 40001 at COMMIT starts a new transaction.
+ * Runs `callback` in one SERIALIZABLE transaction, retried on 40001 with capped, jittered backoff, so it must only
+ * touch the database. CockroachDB retries under `SAVEPOINT cockroach_restart`, keeping its priority
+ * (https://www.cockroachlabs.com/docs/v23.1/advanced-client-side-transaction-retries); PostgreSQL keeps a
+ * savepoint's snapshot, so there the whole transaction starts again.
  */
 export async function runTransaction<T>(
   context: TransactionContext,
@@ -79,12 +74,8 @@ export async function runTransaction<T>(
 }
 
 /**
- * Runs `callback`, which sends exactly one statement, as that statement's own implicit transaction: no BEGIN
- * and COMMIT (nor CockroachDB's savepoint), so a page's read costs one round trip instead of three (five).
- * One statement reads one snapshot and commits atomically at any isolation level, and CockroachDB retries an
- * implicit transaction itself when it can (https://www.cockroachlabs.com/docs/v23.1/transactions#automatic-retries);
- * a 40001 that still arrives is retried as runTransaction does. Never for a callback of several statements:
- * each would commit on its own.
+ * Runs `callback`, which sends exactly one statement, as its own implicit transaction: one round trip instead
+ * of three, and CockroachDB retries it itself when it can. A 40001 that still arrives is retried here as well.
  */
 export async function runStatement<T>(
   context: TransactionContext,

@@ -118,9 +118,8 @@ export async function removeVehicle(tx: Tx, actor: UserRef, vehicleId: string): 
 }
 
 /**
- * Claims the vehicle only if it is available; SERIALIZABLE makes the loser of a race retry and see the claim.
- * Riding already is refused by the unique index on active rides, not by reading it first: on PostgreSQL such
- * reads made concurrent starts abort each other (`npm run bench`).
+ * Claims the vehicle only if it is available (the loser of a race retries and sees the claim). Riding already is
+ * refused by the unique index on active rides: reading it first made concurrent starts abort each other.
  */
 export async function startRide(tx: Tx, rider: UserRef, vehicleId: string, preferredCity: City): Promise<Ride> {
   const vehicle = await findVehicle(tx, vehicleId, preferredCity);

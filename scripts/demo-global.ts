@@ -4,7 +4,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { type Config, ConfigError, loadConfig, PROJECT_ROOT } from '../src/config.js';
+import { type Config, ConfigError, loadConfig, PROJECT_ROOT, withSecretKey } from '../src/config.js';
 import { openDatabase } from '../src/db/database.js';
 import { type EmbeddedPostgres, findFreePort, startEmbeddedPostgres } from '../src/db/embedded-postgres.js';
 import { prepareSchema } from '../src/db/migrate.js';
@@ -13,6 +13,7 @@ import { describeLocation } from '../src/edge/geography.js';
 import { createLogger } from '../src/logger.js';
 import { type DemoLogin, loadDemoData } from '../src/movr/demo-data.js';
 import { citiesOf, cityLabel, type Region, REGION_NAMES } from '../src/regions.js';
+import { developmentSecret } from '../src/private-files.js';
 
 /**
  * `npm run demo:global [-- --latency]`: MovR's multi-region architecture on one machine. The embedded database
@@ -44,7 +45,9 @@ interface Instance {
 
 let config: Config;
 try {
-  config = loadConfig(); // also creates the development secret every instance shares, before any starts
+  const parsed = loadConfig();
+  // The development secret every instance shares, made before any starts.
+  config = withSecretKey(parsed, () => developmentSecret(parsed.dataDir));
 } catch (error) {
   if (!(error instanceof ConfigError)) throw error;
   console.error(error.message);

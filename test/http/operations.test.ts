@@ -363,6 +363,11 @@ describe('production mode', () => {
     assert.equal(shown.status, 500);
     assert.match(shown.text, /internal fault with secret details/);
   });
+
+  test('when in development, then templates are read again at each render (npm run dev); in production compiled once', () => {
+    assert.equal(buildTestApp(testDb, { env: { NODE_ENV: 'development' } }).app.get('view cache'), false);
+    assert.equal(prod.app.get('view cache'), true);
+  });
 });
 
 describe('bad input is never a 500', () => {

@@ -25,6 +25,7 @@ const PRUNE_EVERY_MS = 15 * 60 * 1000;
 function parseConfig(): Config {
   try {
     const parsed = loadConfig();
+    // Made here, not while parsing; first starts racing on one data directory agree on one secret.
     return withSecretKey(parsed, () => developmentSecret(parsed.dataDir));
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;

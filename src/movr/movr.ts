@@ -108,13 +108,7 @@ export class MovR {
   }
 
   /** The rider's ride in progress, if any (the partial index of active rides finds it). */
-  async getActiveRide(rider: UserRef): Promise<Ride | undefined> {
-    return this.read((db) =>
-      ridesQuery(db)
-        .where('rides.rider_city', '=', rider.city)
-        .where('rides.rider_id', '=', rider.id)
-        .where('rides.end_time', 'is', null)
-        .executeTakeFirst(),
-    );
+  getActiveRide(rider: UserRef): Promise<Ride | undefined> {
+    return this.read((db) => txn.getActiveRide(db, rider));
   }
 }

@@ -174,6 +174,10 @@ export function getRides(db: Kysely<Database>, rider: UserRef): Promise<Ride[]> 
     .execute();
 }
 
+export function getActiveRide(db: Kysely<Database>, rider: UserRef): Promise<Ride | undefined> {
+  return ridesQuery(db).where('rides.rider_city', '=', rider.city).where('rides.rider_id', '=', rider.id).where('rides.end_time', 'is', null).executeTakeFirst();
+}
+
 /** A session that outlived its account (deleted meanwhile) acts for nobody: SERIALIZABLE orders this read against the deletion. */
 async function assertAccount(tx: Tx, actor: UserRef): Promise<void> {
   const account = await tx

@@ -1,0 +1,29 @@
+/**
+ * `npm test`: one PostgreSQL cluster for the whole run (with the migrated template), then `node --test` with
+ * the arguments given and the cluster's address in MOVR_TEST_CLUSTER; the cluster stops however the run ends.
+ * Node 20 has no --test-global-setup, hence this launcher.
+ */
+import { spawn } from 'node:child_process';
+import { CLUSTER_ENV, startCluster } from './cluster.js';
+
+const cluster = await startCluster({ handleSignals: false });
+const runner = spawn(process.execPath, ['--import', 'tsx', '--test', ...process.argv.slice(2)], {
+  stdio: 'inherit',
+  env: { ...process.env, [CLUSTER_ENV]: cluster.adminUrl },
+});
+
+let signalled = 0;
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(signal, () => {
+    // The first signal lets the runner stop its files (whose hooks clean up); a second one stops everything now.
+    if (++signalled > 1) cluster.kill();
+    runner.kill(signal);
+  });
+}
+
+const [code] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => {
+  runner.once('exit', (exitCode, exitSignal) => resolve([exitCode, exitSignal]));
+  runner.once('error', () => resolve([1, null]));
+});
+await cluster.destroy();
+process.exitCode = code ?? 1;

@@ -19,12 +19,15 @@ export interface TestDatabase {
   reset(): Promise<void>;
 }
 
+/** The handle of the fixture, which also drops the database (and the ones createDatabase made) at the end. */
+export type OwnTestDatabase = TestDatabase & { drop(): Promise<void> };
+
 /** Bookkeeping that reset() keeps: the schema's version and the migrations applied. */
 const KEPT = ['kysely_migration', 'kysely_migration_lock', 'schema_info'];
 
 let databases = 0;
 
-export async function createTestDatabase(cluster: Cluster): Promise<TestDatabase & { drop(): Promise<void> }> {
+export async function createTestDatabase(cluster: Cluster): Promise<OwnTestDatabase> {
   // The pid keeps files apart on the shared cluster.
   const name = `movr_test_${process.pid}_${++databases}`;
   const created = [name];

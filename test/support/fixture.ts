@@ -24,7 +24,7 @@ import { MovR, type MovrOptions } from '../../src/movr/movr.js';
 import type { City } from '../../src/regions.js';
 import { type Agent, type AppOptions, buildTestApp, insertVehicle, type Listening, listen, type Rider, signUpAndLogIn, type TestApp } from './app.js';
 import { type Cluster, sharedCluster, startCluster } from './cluster.js';
-import { createTestDatabase, type TestDatabase } from './database.js';
+import { createTestDatabase, type OwnTestDatabase, type TestDatabase } from './database.js';
 
 export interface FixtureOptions {
   /** Empty the app's tables and zero the statistics before each test. Default true. */
@@ -83,7 +83,7 @@ async function acquireCluster(own: boolean): Promise<{ cluster: Cluster; release
 }
 
 export function useFixture(options: FixtureOptions = {}): Fixture {
-  let state: { cluster: Cluster; database: TestDatabase; release(): Promise<void> } | undefined;
+  let state: { cluster: Cluster; database: OwnTestDatabase; release(): Promise<void> } | undefined;
   let app: TestApp | undefined;
   let server: Listening | undefined;
   const ready = () => {
@@ -92,25 +92,30 @@ export function useFixture(options: FixtureOptions = {}): Fixture {
   };
   const mainApp = () => (app ??= buildTestApp(ready().database.db, options.app));
 
-  before(async () => {
-    const { cluster, release } = await acquireCluster(options.ownCluster ?? false);
-    try {
-      state = { cluster, database: await createTestDatabase(cluster), release };
-    } catch (error) {
-      await release();
-      throw error;
-    }
-    if (options.listen) server = await listen(mainApp().app);
-    await options.setup?.(fixture);
-  });
+  let starting: Promise<void> | undefined;
+  before(() =>
+    (starting = (async () => {
+      const { cluster, release } = await acquireCluster(options.ownCluster ?? false);
+      try {
+        state = { cluster, database: await createTestDatabase(cluster), release };
+      } catch (error) {
+        await release();
+        throw error;
+      }
+      if (options.listen) server = await listen(mainApp().app);
+      await options.setup?.(fixture);
+    })()),
+  );
   after(async () => {
+    // A failing hook elsewhere can bring the end on while the start is still under way.
+    await starting?.catch(() => {});
     if (state) await options.teardown?.(fixture);
     await server?.close();
     if (!state) return;
     const { database, release } = state;
     state = undefined;
     try {
-      await (database as TestDatabase & { drop(): Promise<void> }).drop();
+      await database.drop();
     } finally {
       await release();
     }

@@ -6,8 +6,14 @@
 import { spawn } from 'node:child_process';
 import { CLUSTER_ENV, startCluster } from './cluster.js';
 
+const args = process.argv.slice(2);
+// Files that start real servers take longest: first, so that the run does not end waiting on one of them.
+const slow = (file: string) => /\/(browser|deploy|fleet|process)\//.test(file);
+const files = args.filter((arg) => !arg.startsWith('-'));
+const ordered = [...args.filter((arg) => arg.startsWith('-')), ...files.filter(slow), ...files.filter((file) => !slow(file))];
+
 const cluster = await startCluster({ handleSignals: false });
-const runner = spawn(process.execPath, ['--import', 'tsx', '--test', ...process.argv.slice(2)], {
+const runner = spawn(process.execPath, ['--import', 'tsx', '--test', ...ordered], {
   stdio: 'inherit',
   env: { ...process.env, [CLUSTER_ENV]: cluster.adminUrl },
 });

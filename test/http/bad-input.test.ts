@@ -198,7 +198,7 @@ describe('hostile values in every form field', () => {
         const { [c.field.name as keyof typeof base]: _replaced, ...rest } = base;
         response = await post(owner.agent, '/vehicles/add', join(`_csrf=${owner.token}`, ...encode(rest), c.fragment));
       } else {
-        activeRide ??= (await t.movr.startRide(rider, rideVehicle.id, 'boston')).id;
+        activeRide ??= await t.ride(rider, rideVehicle.id);
         response = await post(rider.agent, `/rides/end/${activeRide}`, join(`_csrf=${rider.token}`, c.fragment));
       }
       assertSafe(response, what);

@@ -8,7 +8,8 @@
  *             t.buildApp({ env, rateLimits, db }) another over the same database, t.url with `listen: true`
  *             (a real loopback server), t.metricsClient() what server.ts serves on METRICS_PORT
  *   clients   t.agent() a cookie-jar client (to t.url with `listen: true`); formPost(agent, path, fields, from)
- *             and csrfToken / logIn / signUpAndLogIn / cookie from ./app.ts post forms as a browser does
+ *             GETs the form page and posts back its _csrf with the cookies it got; csrfToken, logIn, cookie
+ *             in ./app.ts; for servers started as processes (./server-process.ts), Browser in ./http-client.ts
  *   factories t.rider({ city, username, password, agent }), t.vehicle(owner, fields), t.ride(rider, vehicleId)
  *   cluster   t.cluster; `ownCluster: true` gives the file a PostgreSQL of its own that it may stop and start
  *   setup     useFixture({ setup: async (t) => …, teardown }) prepares the file's own tables, data or servers once

@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { accessSync, chmodSync, constants, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { accessSync, constants, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Browser, type BrowserContext, type CDPSession, chromium, type Locator, type Page } from 'playwright-core';
 import { PROJECT_ROOT } from '../../src/config.js';
-import { findFreePort } from '../../src/db/embedded-postgres.js';
+import { freePort, tempDir } from '../support/cluster.js';
 
 /**
  * The whole journey of a newcomer, in headless Chromium, against the real server started as a user starts
@@ -50,7 +49,7 @@ function serverEnvironment(): NodeJS.ProcessEnv {
 
 /** Starts `node --import tsx src/server.ts` and resolves once it has printed its URL and the demo login. */
 async function startServer(): Promise<void> {
-  const port = await findFreePort(20_000 + Math.floor(Math.random() * 10_000));
+  const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
     cwd: PROJECT_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -327,9 +326,7 @@ describe('a rider in Chromium against the real server', { timeout: 300_000 }, ()
     assert.ok(existsSync(CHROMIUM), `Chromium is missing at ${CHROMIUM}: install Debian's chromium package (apt-get install chromium)`);
     accessSync(CHROMIUM, constants.X_OK);
     mkdirSync(SCREENSHOTS, { recursive: true });
-    dataDir = mkdtempSync(path.join(tmpdir(), 'movr-browser-'));
-    // As root the embedded PostgreSQL runs as `postgres`, which must traverse this directory (mkdtemp makes 0700).
-    chmodSync(dataDir, 0o755);
+    dataDir = tempDir('movr-browser-');
     // Both at once; whichever started is stopped by `after` when the other fails.
     const [launched, started] = await Promise.allSettled([chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS }), startServer()]);
     if (launched.status === 'fulfilled') browser = launched.value;

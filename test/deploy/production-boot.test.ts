@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { findFreePort } from '../../src/db/embedded-postgres.js';
-import { startTestDatabase, type TestDatabase } from '../support/database.js';
+import { freePort, tempDir } from '../support/cluster.js';
+import { useFixture } from '../support/fixture.js';
 
 /**
  * No Docker engine runs here, so this replays the Dockerfile outside Docker, stage by stage: the build context is
@@ -81,7 +81,7 @@ describe('the production image, replayed without Docker', () => {
   let work = '';
   let context = '';
   let app = '';
-  let testDb: TestDatabase | undefined;
+  const t = useFixture({ reset: false });
   const imageEnv: Record<string, string> = {};
   let cmd: string[] = [];
   let healthcheck: string[] = [];
@@ -118,8 +118,7 @@ describe('the production image, replayed without Docker', () => {
 
   before(
     async () => {
-      work = mkdtempSync(path.join(tmpdir(), 'movr-image-'));
-      chmodSync(work, 0o755);
+      work = tempDir('movr-image-');
       const [{ filename }] = JSON.parse(run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', work], root)) as [{ filename: string }];
       run('tar', ['-xzf', filename], work);
       context = path.join(work, 'package');
@@ -178,15 +177,12 @@ describe('the production image, replayed without Docker', () => {
       }
       // Files COPY made are root-owned and read-only to the image's USER, as in the image.
       run('chmod', ['-R', 'a+rX,go-w', '.'], work);
-
-      testDb = await startTestDatabase();
     },
     { timeout: 600_000 },
   );
 
   after(async () => {
     for (const child of children) child.kill('SIGKILL');
-    await testDb?.stop();
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
@@ -206,12 +202,12 @@ describe('the production image, replayed without Docker', () => {
 
   it('boots with NODE_ENV=production on PostgreSQL: /readyz and /healthz answer 200, the HEALTHCHECK passes, SIGTERM exits 0', { timeout: 120_000 }, async () => {
     assert.equal(imageEnv.NODE_ENV, 'production');
-    const port = await findFreePort(20_000 + Math.floor(Math.random() * 10_000));
+    const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
     const server = boot({
       HOST: '127.0.0.1',
       PORT: String(port),
-      DB_URI: await testDb!.createDatabase(),
+      DB_URI: await t.createDatabase(),
       SECRET_KEY: randomBytes(32).toString('base64url'),
       LOG_LEVEL: 'warn',
     });
@@ -241,7 +237,7 @@ describe('the production image, replayed without Docker', () => {
   });
 
   it('refuses to boot in production without DB_URI and SECRET_KEY, naming both', { timeout: 30_000 }, async () => {
-    const port = await findFreePort(20_000 + Math.floor(Math.random() * 10_000));
+    const port = await freePort();
     const server = boot({ HOST: '127.0.0.1', PORT: String(port) });
     const { code } = await exitWithin(server, 15_000);
     assert.ok(code !== 0 && code !== null, `exits non-zero (got ${code})`);

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
 import { hashPassword } from '../../src/movr/passwords.js';
 import { GRACE_MS } from '../../src/web/drain.js';
 import type { City } from '../../src/regions.js';
-import { startTestDatabase, type TestDatabase } from '../support/database.js';
+import { useFixture } from '../support/fixture.js';
 import { Browser, csrfOf } from '../support/http-client.js';
 import { killGroup, type ServerProcess, startServerProcess } from '../support/server-process.js';
 
@@ -17,7 +17,6 @@ import { killGroup, type ServerProcess, startServerProcess } from '../support/se
 
 const TRIALS = 20;
 const PASSWORD = 'correct horse battery staple';
-let testDb: TestDatabase;
 let servers: ServerProcess[] = [];
 let seeded = 0;
 /** The user whose failed log-ins were counted, checked again after a restart. */
@@ -37,7 +36,7 @@ const rider = (client = '192.0.2.10') => new Browser({ 'x-forwarded-proto': 'htt
 /** A user straight in the database, with a cheap hash (bcrypt reads the cost from the hash). */
 async function seedUser(city: City = 'new york') {
   const username = `fleet${++seeded}`;
-  const row = await testDb.db.kysely
+  const row = await t.db.kysely
     .insertInto('users')
     .values({ city, first_name: 'Fleet', last_name: 'Rider', email: `${username}@example.com`, username, password_hash: await hashPassword(PASSWORD, 4) })
     .returning('id')
@@ -68,25 +67,23 @@ function hammer(loops: number, send: (i: number) => Promise<unknown>) {
   };
 }
 
-const writes = async () => Number((await sql<{ n: string }>`SELECT count(*) AS n FROM fleet_test_writes`.execute(testDb.db.kysely)).rows[0]!.n);
+const writes = async () => Number((await sql<{ n: string }>`SELECT count(*) AS n FROM fleet_test_writes`.execute(t.db.kysely)).rows[0]!.n);
 
-before(async () => {
-  testDb = await startTestDatabase();
-  // Every row the app inserts, updates or deletes is logged, so "writes nothing" can be counted exactly.
-  await sql`CREATE TABLE fleet_test_writes (tbl text, op text)`.execute(testDb.db.kysely);
-  await sql`CREATE FUNCTION fleet_log_write() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN INSERT INTO fleet_test_writes VALUES (TG_TABLE_NAME, TG_OP); RETURN NULL; END $$`.execute(testDb.db.kysely);
-  for (const table of ['users', 'vehicles', 'rides', 'sessions', 'rate_limits', 'schema_info']) {
-    await sql`CREATE TRIGGER fleet_log AFTER INSERT OR UPDATE OR DELETE ON ${sql.table(table)} FOR EACH ROW EXECUTE FUNCTION fleet_log_write()`.execute(testDb.db.kysely);
-  }
-  servers = await Promise.all(
-    ['gcp-us-east1', 'gcp-europe-west1'].map((region) => startServerProcess({ env: { ...env(region), DB_URI: testDb.connectionString } })),
-  );
-});
-
-after(async () => {
-  for (const server of servers) killGroup(server.child, 'SIGKILL');
-  await testDb?.stop();
+const t = useFixture({
+  reset: false,
+  async setup({ db, connectionString }) {
+    // Every row the app inserts, updates or deletes is logged, so "writes nothing" can be counted exactly.
+    await sql`CREATE TABLE fleet_test_writes (tbl text, op text)`.execute(db.kysely);
+    await sql`CREATE FUNCTION fleet_log_write() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN INSERT INTO fleet_test_writes VALUES (TG_TABLE_NAME, TG_OP); RETURN NULL; END $$`.execute(db.kysely);
+    for (const table of ['users', 'vehicles', 'rides', 'sessions', 'rate_limits', 'schema_info']) {
+      await sql`CREATE TRIGGER fleet_log AFTER INSERT OR UPDATE OR DELETE ON ${sql.table(table)} FOR EACH ROW EXECUTE FUNCTION fleet_log_write()`.execute(db.kysely);
+    }
+    servers = await Promise.all(['gcp-us-east1', 'gcp-europe-west1'].map((region) => startServerProcess({ env: { ...env(region), DB_URI: connectionString } })));
+  },
+  async teardown() {
+    for (const server of servers) killGroup(server.child, 'SIGKILL');
+  },
 });
 
 describe('a fleet of two instances on one database', () => {
@@ -123,7 +120,7 @@ describe('a fleet of two instances on one database', () => {
       }
       const add = await other.clone().postWith(`${b.url}/vehicles/add`, otherToken, { type: 'bike', color: 'red', brand: 'x', location: 'Main Street' });
       assert.notEqual(add.location, '/vehicles', 'a deleted account adds nothing');
-      const { n } = (await sql<{ n: number }>`SELECT count(*)::int AS n FROM sessions WHERE user_id = ${user.id} AND NOT revoked`.execute(testDb.db.kysely)).rows[0]!;
+      const { n } = (await sql<{ n: number }>`SELECT count(*)::int AS n FROM sessions WHERE user_id = ${user.id} AND NOT revoked`.execute(t.db.kysely)).rows[0]!;
       assert.equal(n, 0, 'no live session row of a deleted user');
     }
     console.log(`deletion race: ${TRIALS} trials, ${busyRequests} concurrent requests of the other session, ${survivors} served after the 303, ${lateSurvivors} later`);
@@ -169,7 +166,7 @@ describe('a fleet of two instances on one database', () => {
     }
     await sleep(200);
     assert.equal(await writes(), before, `${sent} anonymous requests wrote rows`);
-    const sessions = (await sql<{ n: number }>`SELECT count(*)::int AS n FROM sessions WHERE user_id IS NULL`.execute(testDb.db.kysely)).rows[0]!.n;
+    const sessions = (await sql<{ n: number }>`SELECT count(*)::int AS n FROM sessions WHERE user_id IS NULL`.execute(t.db.kysely)).rows[0]!.n;
     assert.equal(sessions, 0, 'no session row without a user');
   });
 
@@ -339,14 +336,14 @@ describe('a fleet of two instances on one database', () => {
   });
 
   test('when an instance restarts, then the limits it counted still hold, and the invariants of the data hold', async () => {
-    servers[1] = await startServerProcess({ env: { ...env('gcp-europe-west1'), DB_URI: testDb.connectionString } });
+    servers[1] = await startServerProcess({ env: { ...env('gcp-europe-west1'), DB_URI: t.connectionString } });
     const attacker = rider('203.0.113.66');
     assert.ok(limitedUsername, 'the user attacked earlier');
     const answer = await attacker.post(`${servers[1]!.url}/login`, { username: limitedUsername, password: PASSWORD });
     assert.equal(answer.status, 429, 'the failed log-ins counted before the restart still count');
 
     const check = async (query: ReturnType<typeof sql<{ n: number }>>, what: string) =>
-      assert.equal((await query.execute(testDb.db.kysely)).rows[0]!.n, 0, what);
+      assert.equal((await query.execute(t.db.kysely)).rows[0]!.n, 0, what);
     await check(sql`SELECT count(*)::int AS n FROM vehicles v JOIN users u ON u.city = v.city AND u.id = v.owner_id WHERE u.username IS NULL AND v.status <> 'removed'`, 'a deleted account owns a live vehicle');
     await check(sql`SELECT count(*)::int AS n FROM rides r JOIN users u ON u.city = r.rider_city AND u.id = r.rider_id WHERE u.username IS NULL AND r.end_time IS NULL`, 'a deleted account rides');
     await check(sql`SELECT count(*)::int AS n FROM users WHERE username IS NULL AND is_owner`, 'a deleted account is an owner');

@@ -1,22 +1,12 @@
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import request from 'supertest';
 import { SESSION_COOKIE } from '../../src/web/session.js';
-import { buildTestApp, csrfFrom, csrfToken, formPost, logIn, signUpAndLogIn, type TestApp } from '../support/app.js';
-import { startTestDatabase, type TestDatabase } from '../support/database.js';
+import { cookie, csrfFrom, csrfToken, formPost, logIn, signUpAndLogIn } from '../support/app.js';
+import { useFixture } from '../support/fixture.js';
 
-let testDb: TestDatabase;
-let t: TestApp;
+const t = useFixture();
 
-before(async () => {
-  testDb = await startTestDatabase();
-  t = buildTestApp(testDb);
-});
-after(() => testDb.stop());
-beforeEach(() => testDb.reset());
-
-const cookiesOf = (response: { headers: Record<string, unknown> }) => ([] as string[]).concat((response.headers['set-cookie'] as string[] | undefined) ?? []);
-const sessionCookie = (response: { headers: Record<string, unknown> }) => cookiesOf(response).find((c) => c.startsWith(`${SESSION_COOKIE}=`));
 
 const validSignUp = { city: 'boston', first_name: 'Ada', last_name: 'Lovelace', email: 'ada@example.com', username: 'ada', password: 'analytical engine' };
 
@@ -38,8 +28,8 @@ describe('sign up', () => {
     const response = await formPost(agent, '/register', { ...validSignUp, city: 'Boston' }, '/register');
     assert.equal(response.status, 303);
     assert.equal(response.headers.location, '/vehicles');
-    assert.ok(sessionCookie(response), 'a session starts with the account');
-    const row = await testDb.db.kysely.selectFrom('users').selectAll().where('username', '=', 'ada').executeTakeFirstOrThrow();
+    assert.ok(cookie(response), 'a session starts with the account');
+    const row = await t.db.kysely.selectFrom('users').selectAll().where('username', '=', 'ada').executeTakeFirstOrThrow();
     assert.equal(row.city, 'boston');
     assert.match(row.password_hash ?? '', /^v2\$\$2[aby]\$\d\d\$/);
     assert.notEqual(row.password_hash, validSignUp.password);
@@ -57,7 +47,7 @@ describe('sign up', () => {
     }
     assert.match(response.text, /value="not-an-email"/);
     assert.doesNotMatch(response.text, /value="short"/);
-    assert.equal(await testDb.db.kysely.selectFrom('users').select('id').executeTakeFirst(), undefined);
+    assert.equal(await t.db.kysely.selectFrom('users').select('id').executeTakeFirst(), undefined);
   });
 
   test('when the username is taken, then 422 with the message beside the username field', async () => {
@@ -71,7 +61,7 @@ describe('sign up', () => {
   });
 
   test('when one client signs up too often, then 429', async () => {
-    const limited = buildTestApp(testDb, { rateLimits: { registrations: 2 } });
+    const limited = t.buildApp({ rateLimits: { registrations: 2 } });
     const agent = limited.agent();
     const statuses: number[] = [];
     for (let i = 0; i < 3; i++) {
@@ -85,7 +75,7 @@ describe('sign up', () => {
 describe('log in and out', () => {
   test('when the password is wrong or the user unknown, then the same status and message', async () => {
     const agent = t.agent();
-    await signUpAndLogIn(t.agent(), t.movr, 'boston', { username: 'known', password: 'right password' });
+    await t.rider({ city: 'boston', username: 'known', password: 'right password' });
     const wrong = await formPost(agent, '/login', { username: 'known', password: 'wrong password' });
     const unknown = await formPost(agent, '/login', { username: 'nobody', password: 'wrong password' });
     assert.equal(wrong.status, 401);
@@ -97,10 +87,10 @@ describe('log in and out', () => {
   });
 
   test('when a visitor logs in with a session id chosen for them, then the session id changes (no fixation) and the cookie is HttpOnly and SameSite=Lax', async () => {
-    await signUpAndLogIn(t.agent(), t.movr, 'boston', { username: 'fixed', password: 'right password' });
+    await t.rider({ city: 'boston', username: 'fixed', password: 'right password' });
     const loginPage = await request(t.app).get('/login');
-    assert.equal(sessionCookie(loginPage), undefined, 'an anonymous visitor gets no session');
-    const csrfCookie = cookiesOf(loginPage).find((c) => c.startsWith('movr.csrf='))!.split(';')[0]!;
+    assert.equal(cookie(loginPage), undefined, 'an anonymous visitor gets no session');
+    const csrfCookie = cookie(loginPage, 'movr.csrf')!.split(';')[0]!;
     const planted = `${SESSION_COOKIE}=s%3Aplanted-by-an-attacker.x`;
     const response = await request(t.app)
       .post('/login')
@@ -108,7 +98,7 @@ describe('log in and out', () => {
       .type('form')
       .send({ _csrf: csrfFrom(loginPage.text), username: 'fixed', password: 'right password' });
     assert.equal(response.status, 303);
-    const afterLogin = sessionCookie(response);
+    const afterLogin = cookie(response);
     assert.ok(afterLogin);
     assert.notEqual(afterLogin.split(';')[0], planted);
     assert.match(afterLogin, /HttpOnly/i);
@@ -118,12 +108,11 @@ describe('log in and out', () => {
   });
 
   test('when a rider logs out with POST, then the session ends; a GET or a post without CSRF does nothing', async () => {
-    const agent = t.agent();
-    await signUpAndLogIn(agent, t.movr);
+    const { agent } = await t.rider();
     assert.equal((await agent.get('/logout')).status, 404);
     assert.equal((await agent.post('/logout').type('form').send({})).status, 403);
     assert.equal((await agent.get('/vehicles')).status, 200);
-    const loggedInCookie = sessionCookie(await agent.get('/vehicles'))!.split(';')[0]!;
+    const loggedInCookie = cookie(await agent.get('/vehicles'))!.split(';')[0]!;
     const out = await formPost(agent, '/logout');
     assert.equal(out.status, 303);
     assert.equal(out.headers.location, '/login');
@@ -136,8 +125,8 @@ describe('log in and out', () => {
 
   test('when more than 10 log-ins fail for one username from one client, then 429, while other usernames still work', async () => {
     const agent = t.agent();
-    await signUpAndLogIn(t.agent(), t.movr, 'boston', { username: 'target', password: 'right password' });
-    await signUpAndLogIn(t.agent(), t.movr, 'boston', { username: 'bystander', password: 'right password' });
+    await t.rider({ city: 'boston', username: 'target', password: 'right password' });
+    await t.rider({ city: 'boston', username: 'bystander', password: 'right password' });
     const token = await csrfToken(agent);
     const statuses: number[] = [];
     for (let i = 0; i < 11; i++) {
@@ -165,7 +154,7 @@ describe('forms are protected', () => {
     assert.equal((await agent.post('/register').type('form').send(validSignUp)).status, 403);
     assert.equal((await agent.post('/register').type('form').send({ ...validSignUp, _csrf: 'forged' })).status, 403);
     assert.equal((await agent.post('/login').type('form').send({ username: 'ada', password: 'x' })).status, 403);
-    assert.equal(await testDb.db.kysely.selectFrom('users').select('id').executeTakeFirst(), undefined);
+    assert.equal(await t.db.kysely.selectFrom('users').select('id').executeTakeFirst(), undefined);
   });
 
   test('when a body is over 100 kB, then 413', async () => {

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { tmpdir } from 'node:os';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import request from 'supertest';
 import { PROJECT_ROOT } from '../../src/config.js';
 import { VEHICLE_TYPES } from '../../src/movr/domain.js';
 import { parseCity } from '../../src/regions.js';
-import { type Agent, buildTestApp, csrfFrom, formPost, logIn, signUpAndLogIn, type TestApp, listen, type Listening } from '../support/app.js';
-import { startTestDatabase, type TestDatabase } from '../support/database.js';
+import { type Agent, csrfFrom, formPost, logIn, signUpAndLogIn } from '../support/app.js';
+import { useFixture } from '../support/fixture.js';
 import { userByUsername } from '../support/queries.js';
 
 const SCRIPT = '<script>alert(1)</script>';
@@ -151,29 +151,12 @@ function assertShownEscaped(html: string, stored: string, what: string) {
   if (/[<>"'&]/.test(stored)) assert.ok(!html.includes(stored), `${what}: and never raw`);
 }
 
-let testDb: TestDatabase;
-let t: TestApp;
-let server: Listening | undefined;
-let baseUrl: string;
-const agentFor = () => request.agent(baseUrl);
-
-before(async () => {
-  testDb = await startTestDatabase();
-  t = buildTestApp(testDb, { rateLimits: { failedLogins: 100_000, registrations: 100_000 } });
-  server = await listen(t.app);
-  baseUrl = server.url;
-});
-after(async () => {
-  await server?.close();
-  await testDb?.stop();
-});
+const t = useFixture({ app: { rateLimits: { failedLogins: 100_000, registrations: 100_000 } }, listen: true });
 
 /** A logged-in agent and its CSRF token (log-in regenerated the session, so it is read afterwards). */
 async function loggedIn(username: string, city = 'boston' as const) {
-  const agent = agentFor();
-  const rider = await signUpAndLogIn(agent, t.movr, city, { username });
-  const token = csrfFrom((await agent.get('/vehicles/add')).text);
-  return { agent, token, ...rider };
+  const rider = await t.rider({ city, username });
+  return { ...rider, token: csrfFrom((await rider.agent.get('/vehicles/add')).text) };
 }
 
 const post = (agent: Agent, path: string, body: string) => agent.post(path).type('form').send(body);
@@ -182,11 +165,11 @@ const encode = (fields: Record<string, string>) => Object.entries(fields).map(([
 
 describe('hostile values in every form field', () => {
   test(`when each field gets each hostile value (${CASES.length} cases), then a 4xx with a message or a success stored and shown escaped; never a 5xx`, { timeout: 60_000 }, async () => {
-    const anonymous = agentFor();
+    const anonymous = t.agent();
     const anonymousToken = csrfFrom((await anonymous.get('/register')).text);
     const owner = await loggedIn('field-owner');
     const rider = await loggedIn('field-rider');
-    const kysely = testDb.db.kysely;
+    const kysely = t.db.kysely;
     const rideVehicle = await t.movr.addVehicle({ id: owner.id, city: 'boston' }, { type: 'bike', color: 'blue', brand: '', location: 'Start' });
     let activeRide: string | undefined;
     const ownedVehicles = async () =>
@@ -207,7 +190,7 @@ describe('hostile values in every form field', () => {
         const base = { city: 'boston', first_name: 'Ada', last_name: 'Lovelace', email: `u${n}@example.com`, username: `u${n}`, password: 'correct horse' };
         const { [c.field.name as keyof typeof base]: _replaced, ...rest } = base;
         // A new visitor each time: an accepted sign-up logs its visitor in.
-        const visitor = agentFor();
+        const visitor = t.agent();
         const token = csrfFrom((await visitor.get('/register')).text);
         response = await post(visitor, '/register', join(`_csrf=${token}`, ...encode(rest), c.fragment));
       } else if (c.field.form === 'vehicle') {
@@ -216,7 +199,7 @@ describe('hostile values in every form field', () => {
         const { [c.field.name as keyof typeof base]: _replaced, ...rest } = base;
         response = await post(owner.agent, '/vehicles/add', join(`_csrf=${owner.token}`, ...encode(rest), c.fragment));
       } else {
-        activeRide ??= (await t.movr.startRide(rider, rideVehicle.id, 'boston')).id;
+        activeRide ??= await t.ride(rider, rideVehicle.id);
         response = await post(rider.agent, `/rides/end/${activeRide}`, join(`_csrf=${rider.token}`, c.fragment));
       }
       assertSafe(response, what);
@@ -247,7 +230,7 @@ describe('hostile values in every form field', () => {
         }
         assert.equal(response.headers.location, '/vehicles');
         if (c.field.name === 'password') {
-          const fresh = agentFor();
+          const fresh = t.agent();
           const token = csrfFrom((await fresh.get('/login')).text);
           const back = await post(fresh, '/login', join(`_csrf=${token}`, `username=u${n}`, c.fragment));
           assert.equal(back.status, 303, `${what}: the new rider logs in with that password`);
@@ -421,7 +404,7 @@ describe('malformed bodies and CSRF on every form', () => {
     const other = await loggedIn('csrf-other');
     const vehicle = await t.movr.addVehicle(me, { type: 'bike', color: 'red', brand: '', location: 'Kept' });
     const ride = await t.movr.startRide(other, vehicle.id, 'boston');
-    const anonymous = agentFor();
+    const anonymous = t.agent();
     const anonymousToken = csrfFrom((await anonymous.get('/register')).text);
     const valid = (fields: Record<string, string>) => encode(fields);
     const forms: { path: string; agent: Agent; token: string; fields: string[] }[] = [
@@ -436,9 +419,9 @@ describe('malformed bodies and CSRF on every form', () => {
       { path: '/city/paris', agent: me.agent, token: me.token, fields: [] },
     ];
     const snapshot = async () => ({
-      users: await testDb.db.kysely.selectFrom('users').select(['id', 'username']).orderBy('id').execute(),
-      vehicles: await testDb.db.kysely.selectFrom('vehicles').select(['id', 'status', 'last_location']).orderBy('id').execute(),
-      rides: await testDb.db.kysely.selectFrom('rides').select(['id', 'end_time']).orderBy('id').execute(),
+      users: await t.db.kysely.selectFrom('users').select(['id', 'username']).orderBy('id').execute(),
+      vehicles: await t.db.kysely.selectFrom('vehicles').select(['id', 'status', 'last_location']).orderBy('id').execute(),
+      rides: await t.db.kysely.selectFrom('rides').select(['id', 'end_time']).orderBy('id').execute(),
     });
     const before = await snapshot();
     const manyFields = Array.from({ length: 101 }, (_, i) => `f${i}=1`);
@@ -483,16 +466,16 @@ describe('stored HTML is shown as text everywhere', () => {
       pages.push({ what: `${from}${path}`, html: response.text, shows });
     };
 
-    const owner = agentFor();
+    const owner = t.agent();
     const signUp = await formPost(owner, '/register', { city: 'paris', first_name: SCRIPT, last_name: IMG, email: 'xss-owner@example.com', username: 'xss-owner', password: 'correct horse battery' });
     assert.equal(signUp.status, 303);
     await visit(owner, '/vehicles', [escapedScript], 'welcome flash on ');
-    const ownerId = (await userByUsername(testDb.db.kysely, 'xss-owner'))!.id;
+    const ownerId = (await userByUsername(t.db.kysely, 'xss-owner'))!.id;
     const added = await formPost(owner, '/vehicles/add', { type: 'bike', color: SCRIPT, brand: IMG, location: SCRIPT }, '/vehicles/add');
     assert.equal(added.status, 303);
-    const vehicleId = (await testDb.db.kysely.selectFrom('vehicles').select('id').where('owner_id', '=', ownerId).executeTakeFirstOrThrow()).id;
+    const vehicleId = (await t.db.kysely.selectFrom('vehicles').select('id').where('owner_id', '=', ownerId).executeTakeFirstOrThrow()).id;
     assert.deepEqual(
-      await testDb.db.kysely.selectFrom('vehicles').select(['color', 'brand', 'last_location']).where('id', '=', vehicleId).executeTakeFirstOrThrow(),
+      await t.db.kysely.selectFrom('vehicles').select(['color', 'brand', 'last_location']).where('id', '=', vehicleId).executeTakeFirstOrThrow(),
       { color: SCRIPT, brand: IMG, last_location: SCRIPT },
       'stored as typed',
     );
@@ -500,12 +483,12 @@ describe('stored HTML is shown as text everywhere', () => {
     await visit(owner, `/users/${ownerId}`, [escapedScript, escapedImg], 'owner ');
     await visit(owner, '/users', [escapedScript, escapedImg], 'owner ');
 
-    const rider = agentFor();
+    const rider = t.agent();
     const { id: riderId } = await signUpAndLogIn(rider, t.movr, 'paris', { username: 'xss-rider' });
     const started = await formPost(rider, `/rides/start/${vehicleId}`, {}, '/vehicles');
     assert.equal(started.headers.location, '/rides');
     await visit(rider, '/rides', [escapedScript, escapedImg], 'start flash and active ride on ');
-    const rideId = (await testDb.db.kysely.selectFrom('rides').select('id').where('rider_id', '=', riderId).executeTakeFirstOrThrow()).id;
+    const rideId = (await t.db.kysely.selectFrom('rides').select('id').where('rider_id', '=', riderId).executeTakeFirstOrThrow()).id;
     const ended = await formPost(rider, `/rides/end/${rideId}`, { location: IMG }, '/rides');
     assert.equal(ended.headers.location, '/rides');
     await visit(rider, '/rides', [escapedScript, escapedImg], 'end flash and history on ');
@@ -514,7 +497,7 @@ describe('stored HTML is shown as text everywhere', () => {
     await visit(owner, `/users/${ownerId}`, [escapedScript, escapedImg], 'owner after the ride ');
 
     // With a Maps key the location also goes into the map's frame title and URLs (movr.js makes the frame from them).
-    const withMaps = buildTestApp(testDb, { env: { API_KEY: 'test-maps-key' } });
+    const withMaps = t.buildApp({ env: { API_KEY: 'test-maps-key' } });
     const mapsAgent = request.agent(withMaps.app);
     await logIn(mapsAgent, 'xss-rider', 'correct horse battery');
     await visit(mapsAgent, '/vehicles', [escapedImg], 'with a Maps key ');

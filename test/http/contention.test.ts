@@ -1,31 +1,16 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
-import request from 'supertest';
-import { type Agent, buildTestApp, csrfFrom, formPost, signUpAndLogIn, type TestApp, listen, type Listening } from '../support/app.js';
-import { startTestDatabase, type TestDatabase } from '../support/database.js';
+import { type Agent, csrfFrom, formPost, signUpAndLogIn } from '../support/app.js';
+import { useFixture } from '../support/fixture.js';
 
 const RIDERS = 40;
 const VEHICLES = 4;
 const ROUNDS = 6;
 const CITY = 'new york';
 
-let testDb: TestDatabase;
-let t: TestApp;
-let server: Listening | undefined;
-let baseUrl: string;
-
-before(async () => {
-  testDb = await startTestDatabase();
-  t = buildTestApp(testDb);
-  server = await listen(t.app);
-  baseUrl = server.url;
-});
-after(async () => {
-  await server?.close();
-  await testDb?.stop();
-});
+const t = useFixture({ listen: true });
 
 /** What one rider was told over HTTP. */
 interface RiderLog {
@@ -82,25 +67,25 @@ async function end(rider: RiderLog, rideId: string, location: string) {
 
 describe('many riders, few vehicles, all at once over HTTP', () => {
   test('when 40 riders race for 4 vehicles for several rounds, then no double rides, exact lengths, consistent statuses, no 5xx, and real retries', { timeout: 55_000 }, async () => {
-    const owner = request.agent(baseUrl);
+    const owner = t.agent();
     await signUpAndLogIn(owner, t.movr, CITY, { username: 'fleet-owner' });
     for (let i = 0; i < VEHICLES; i++) {
       const added = await formPost(owner, '/vehicles/add', { type: 'scooter', color: `colour ${i}`, brand: 'Acme', location: `Dock ${i}` }, '/vehicles/add');
       assert.equal(added.status, 303);
     }
-    const vehicleIds = (await testDb.db.kysely.selectFrom('vehicles').select('id').orderBy('id').execute()).map((row) => row.id);
+    const vehicleIds = (await t.db.kysely.selectFrom('vehicles').select('id').orderBy('id').execute()).map((row) => row.id);
     assert.equal(vehicleIds.length, VEHICLES);
 
     const riders: RiderLog[] = await Promise.all(
       Array.from({ length: RIDERS }, async (_, i) => {
-        const agent = request.agent(baseUrl);
+        const agent = t.agent();
         const { id } = await signUpAndLogIn(agent, t.movr, CITY, { username: `racer-${i}` });
         // The token lives in the session, which log-in regenerated: read it from a page of the new session.
         const token = csrfFrom((await agent.get('/vehicles')).text);
         return { agent, id, token, started: [], ended: new Map(), refusedStarts: 0 };
       }),
     );
-    Object.assign(testDb.db.stats, { attempts: 0, retries: 0, committed: 0, failed: 0, retryLimitReached: 0, outcomeUnknown: 0 });
+    Object.assign(t.db.stats, { attempts: 0, retries: 0, committed: 0, failed: 0, retryLimitReached: 0, outcomeUnknown: 0 });
     const started = Date.now();
 
     // Each round every rider goes for a vehicle at the same moment; winners ride briefly and end while the
@@ -126,7 +111,7 @@ describe('many riders, few vehicles, all at once over HTTP', () => {
     const elapsed = Date.now() - started;
 
     assert.deepEqual(serverErrors, [], 'no answer was a 5xx');
-    const kysely = testDb.db.kysely;
+    const kysely = t.db.kysely;
 
     const doubleVehicles = await sql<{ vehicle_id: string; n: number }>`
       SELECT vehicle_id, count(*)::int AS n FROM rides WHERE end_time IS NULL GROUP BY vehicle_id HAVING count(*) > 1`.execute(kysely);
@@ -177,7 +162,7 @@ describe('many riders, few vehicles, all at once over HTTP', () => {
     }
     assert.equal((await kysely.selectFrom('rides').select(sql<number>`count(*)::int`.as('n')).executeTakeFirstOrThrow()).n, totalStarted);
 
-    const { stats } = testDb.db;
+    const { stats } = t.db;
     assert.ok(stats.retries > 0, `transactions were retried (${stats.retries} retries in ${stats.attempts} attempts)`);
     assert.equal(stats.retryLimitReached, 0);
     const metrics = record('metrics', await t.metricsClient().get('/metrics'));

@@ -1,19 +1,10 @@
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
-import { pino } from 'pino';
 import request from 'supertest';
-import { createApp } from '../../src/app.js';
-import { loadConfig, withSecretKey } from '../../src/config.js';
-import { type MovrDatabase, openDatabase } from '../../src/db/database.js';
-import { type EmbeddedPostgres, findFreePort, startEmbeddedPostgres } from '../../src/db/embedded-postgres.js';
-import { migrateToLatest } from '../../src/db/migrate.js';
-import { MovR } from '../../src/movr/movr.js';
-import { type Agent, csrfFrom, signUpAndLogIn, listen, type Listening } from '../support/app.js';
+import { type Agent, csrfFrom, signUpAndLogIn } from '../support/app.js';
+import { useFixture } from '../support/fixture.js';
 
 /** No request may take longer than this, whatever the database is doing. */
 const BOUND_MS = 5_000;
@@ -23,44 +14,8 @@ const RIDERS = 12;
 const VEHICLES = 12;
 const CITY = 'boston';
 
-let dataDir: string;
-let pg: EmbeddedPostgres;
-let port: number;
-let db: MovrDatabase;
-let movr: MovR;
-let server: Listening | undefined;
-let baseUrl: string;
-/** Every server handle started, so after() stops whichever is running. */
-const servers: EmbeddedPostgres[] = [];
-
-before(async () => {
-  dataDir = mkdtempSync(path.join(tmpdir(), 'movr-fault-'));
-  chmodSync(dataDir, 0o755); // as root the server runs as `postgres`, which must traverse it
-  for (let attempt = 0; !pg; attempt++) {
-    try {
-      pg = await startEmbeddedPostgres({ dataDir, port: await findFreePort(20_000 + Math.floor(Math.random() * 10_000)) });
-    } catch (error) {
-      if (attempt >= 2) throw error; // lost the port between the check and the listen: try another
-    }
-  }
-  servers.push(pg);
-  port = pg.port;
-  db = await openDatabase({ connectionString: pg.connectionString });
-  await migrateToLatest(db.kysely);
-  movr = new MovR(db, { bcryptCost: 4 });
-  const config = withSecretKey(loadConfig({ NODE_ENV: 'test', SECRET_KEY: 'test-secret-that-is-at-least-32-characters', MOVR_DATA_DIR: '/nonexistent' }));
-  const app = createApp({ config, db, movr, logger: pino({ level: 'silent' }), rateLimits: { registrations: 1000 } });
-  server = await listen(app);
-  baseUrl = server.url;
-});
-
-after(async () => {
-  await server?.close();
-  await db?.close().catch(() => {});
-  await Promise.allSettled(servers.map((handle) => handle.stop()));
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
-  if (pg && !pg.clusterDir.startsWith(dataDir)) rmSync(pg.clusterDir, { recursive: true, force: true });
-});
+// It stops and restarts PostgreSQL under load: a cluster of its own.
+const t = useFixture({ ownCluster: true, listen: true });
 
 interface Sample {
   what: string;
@@ -161,16 +116,16 @@ describe('the database goes away under load and comes back', () => {
     'when PostgreSQL stops and restarts, then pages answer 503 fast, /healthz stays up, the app recovers by itself, and no confirmed ride is lost or doubled',
     { timeout: 90_000 },
     async () => {
-      const owner = request.agent(baseUrl);
-      const { id: ownerId } = await signUpAndLogIn(owner, movr, CITY, { username: 'fault-owner' });
+      const owner = t.agent();
+      const { id: ownerId } = await signUpAndLogIn(owner, t.movr, CITY, { username: 'fault-owner' });
       for (let i = 0; i < VEHICLES; i++) {
-        await movr.addVehicle({ id: ownerId, city: CITY }, { type: 'bike', color: 'red', brand: '', location: `Dock ${i}` });
+        await t.movr.addVehicle({ id: ownerId, city: CITY }, { type: 'bike', color: 'red', brand: '', location: `Dock ${i}` });
       }
-      const vehicleIds = (await db.kysely.selectFrom('vehicles').select('id').execute()).map((row) => row.id);
+      const vehicleIds = (await t.db.kysely.selectFrom('vehicles').select('id').execute()).map((row) => row.id);
       const riders: Rider[] = await Promise.all(
         Array.from({ length: RIDERS }, async (_, i) => {
-          const agent = request.agent(baseUrl);
-          const { id } = await signUpAndLogIn(agent, movr, CITY, { username: `cycler-${i}` });
+          const agent = t.agent();
+          const { id } = await signUpAndLogIn(agent, t.movr, CITY, { username: `cycler-${i}` });
           const token = csrfFrom((await agent.get('/vehicles')).text);
           return { agent, id, token, state: { kind: 'none' }, startPending: false, confirmedStarts: [], confirmedEnds: new Set(), uncertainStarts: 0, anomalies: [] };
         }),
@@ -190,8 +145,8 @@ describe('the database goes away under load and comes back', () => {
         while (probing) {
           await Promise.all([
             timed('GET /vehicles', () => probe.get('/vehicles')),
-            timed('GET /readyz', () => request(baseUrl).get('/readyz')),
-            timed('GET /healthz', () => request(baseUrl).get('/healthz')),
+            timed('GET /readyz', () => request(t.url).get('/readyz')),
+            timed('GET /healthz', () => request(t.url).get('/healthz')),
           ]);
           await sleep(100);
         }
@@ -199,21 +154,21 @@ describe('the database goes away under load and comes back', () => {
 
       try {
         await sleep(1_500);
+        const { port } = t.cluster;
         const stopBegan = performance.now();
-        await pg.stop();
+        await t.cluster.stop();
         const down = performance.now();
         await sleep(3_000);
         const restartBegan = performance.now();
-        pg = await startEmbeddedPostgres({ dataDir, port });
-        servers.push(pg);
+        await t.cluster.start();
         const restarted = performance.now();
-        assert.equal(pg.port, port, 'the database came back on the same port');
+        assert.equal(t.cluster.port, port, 'the database came back on the same port');
 
         // The app must find it again by itself: no restart, no reconnect call.
         let recovered: number | undefined;
         while (recovered === undefined && performance.now() - restarted < 20_000) {
           const [ready, page] = await Promise.all([
-            timed('GET /readyz', () => request(baseUrl).get('/readyz')),
+            timed('GET /readyz', () => request(t.url).get('/readyz')),
             timed('GET /vehicles', () => probe.get('/vehicles')),
           ]);
           if (ready.status === 200 && page.status === 200) recovered = performance.now();
@@ -253,7 +208,7 @@ describe('the database goes away under load and comes back', () => {
 
         // The ledger against the database.
         for (const rider of riders) assert.deepEqual(rider.anomalies, [], `rider ${rider.id}`);
-        const kysely = db.kysely;
+        const kysely = t.db.kysely;
         const doubleRiders = await sql<{ rider_id: string }>`
           SELECT rider_id FROM rides WHERE end_time IS NULL GROUP BY rider_id HAVING count(*) > 1`.execute(kysely);
         assert.deepEqual(doubleRiders.rows, [], 'no rider has two active rides');

@@ -1,18 +1,10 @@
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { REGION_NAMES, REGIONS } from '../../src/regions.js';
-import { type Agent, buildTestApp, formPost, type Rider, signUpAndLogIn, type TestApp } from '../support/app.js';
-import { startTestDatabase, type TestDatabase } from '../support/database.js';
+import { type Agent, formPost, type Rider, signUpAndLogIn } from '../support/app.js';
+import { useFixture } from '../support/fixture.js';
 
-let testDb: TestDatabase;
-let t: TestApp;
-
-before(async () => {
-  testDb = await startTestDatabase();
-  t = buildTestApp(testDb);
-});
-after(() => testDb.stop());
-beforeEach(() => testDb.reset());
+const t = useFixture();
 
 /** The current city as the nav shows it, and its region (where that city's data lives) from the city menu. */
 function navCity(html: string): { city: string; region: string } | undefined {
@@ -46,41 +38,35 @@ async function registerCity(agent: Agent, headers: Record<string, string> = {}):
 }
 
 const chosenCityInSession = async (rider: Rider) => {
-  const rows = await testDb.db.kysely.selectFrom('sessions').select('sess').execute();
+  const rows = await t.db.kysely.selectFrom('sessions').select('sess').execute();
   const mine = rows.map((r) => r.sess as { passport?: { user?: { id?: string } }; chosenCity?: string }).find((s) => s.passport?.user?.id === rider.id);
   assert.ok(mine, 'the rider has a session');
   return mine.chosenCity;
 };
 
-async function vehicleIn(owner: Rider, location: string) {
-  await testDb.db.kysely.insertInto('vehicles').values({ city: owner.city, owner_id: owner.id, type: 'scooter', color: 'white', brand: '', last_location: location }).execute();
-}
+const vehicleIn = (owner: Rider, location: string) => t.vehicle(owner, { color: 'white', last_location: location });
 
 describe('the current city, in the contract’s order', () => {
   test('when nothing else is known, then a logged-in rider sees their home city', async () => {
-    const agent = t.agent();
-    await signUpAndLogIn(agent, t.movr, 'boston');
+    const { agent } = await t.rider({ city: 'boston' });
     assert.equal(await vehiclesCity(agent), 'Boston');
   });
 
   test('when X-City names a supported city in any case, then it wins over the home city', async () => {
-    const agent = t.agent();
-    await signUpAndLogIn(agent, t.movr, 'boston');
+    const { agent } = await t.rider({ city: 'boston' });
     assert.equal(await vehiclesCity(agent, { 'X-City': 'paris' }), 'Paris');
     assert.equal(await vehiclesCity(agent, { 'X-City': 'SAN Francisco' }), 'San Francisco');
   });
 
   test('when X-City is unsupported, then the nearest supported city to X-City-Lat-Long', async () => {
-    const agent = t.agent();
-    await signUpAndLogIn(agent, t.movr, 'boston');
+    const { agent } = await t.rider({ city: 'boston' });
     assert.equal(await vehiclesCity(agent, { 'X-City': 'versailles', 'X-City-Lat-Long': '48.85,2.35' }), 'Paris');
     assert.equal(await vehiclesCity(agent, { 'X-City-Lat-Long': '40.0,-73.0' }), 'New York');
     assert.equal(await vehiclesCity(agent, { 'X-City-Lat-Long': '47.5, -122.2' }), 'Seattle');
   });
 
   test('when X-City wins over X-City-Lat-Long, and unusable headers fall through to the home city', async () => {
-    const agent = t.agent();
-    await signUpAndLogIn(agent, t.movr, 'rome');
+    const { agent } = await t.rider({ city: 'rome' });
     assert.equal(await vehiclesCity(agent, { 'X-City': 'amsterdam', 'X-City-Lat-Long': '40.0,-73.0' }), 'Amsterdam');
     assert.equal(await vehiclesCity(agent, { 'X-City': 'atlantis', 'X-City-Lat-Long': 'somewhere' }), 'Rome');
     assert.equal(await vehiclesCity(agent, { 'X-City-Lat-Long': '95,200' }), 'Rome');
@@ -88,8 +74,7 @@ describe('the current city, in the contract’s order', () => {
   });
 
   test('when a rider without a chosen city travels, then the page follows the header and nothing is stored', async () => {
-    const agent = t.agent();
-    const rider = await signUpAndLogIn(agent, t.movr, 'boston');
+    const { agent, ...rider } = await t.rider({ city: 'boston' });
     assert.equal(await vehiclesCity(agent, { 'X-City': 'rome' }), 'Rome');
     assert.equal(await vehiclesCity(agent, { 'X-City': 'seattle' }), 'Seattle');
     assert.equal(await vehiclesCity(agent), 'Boston');
@@ -97,8 +82,7 @@ describe('the current city, in the contract’s order', () => {
   });
 
   test('when the rider chooses a city with POST /city/:city, then it is kept in the session and wins over the headers', async () => {
-    const agent = t.agent();
-    const rider = await signUpAndLogIn(agent, t.movr, 'boston');
+    const { agent, ...rider } = await t.rider({ city: 'boston' });
     const response = await formPost(agent, '/city/new%20york', {}, '/vehicles');
     assert.equal(response.status, 303);
     assert.equal(response.headers.location, '/vehicles');
@@ -115,8 +99,7 @@ describe('the current city, in the contract’s order', () => {
   });
 
   test('when the city is not supported, then 404 and the choice stays as it was', async () => {
-    const agent = t.agent();
-    const rider = await signUpAndLogIn(agent, t.movr, 'boston');
+    const { agent, ...rider } = await t.rider({ city: 'boston' });
     await formPost(agent, '/city/rome', {}, '/vehicles');
     for (const city of ['atlantis', 'new%20yorkshire', 'newyork', '%20']) {
       const response = await formPost(agent, `/city/${city}`, {}, '/vehicles');
@@ -135,15 +118,14 @@ describe('the current city, in the contract’s order', () => {
   });
 
   test('when the CSRF token is missing, then 403 and nothing is stored', async () => {
-    const agent = t.agent();
-    const rider = await signUpAndLogIn(agent, t.movr, 'boston');
+    const { agent, ...rider } = await t.rider({ city: 'boston' });
     assert.equal((await agent.post('/city/paris').type('form').send({})).status, 403);
     assert.equal(await chosenCityInSession(rider), undefined);
   });
 
   test('when nobody is logged in and no header helps, then the first city of REGION', async () => {
     assert.equal(await registerCity(t.agent()), 'new york');
-    const europe = buildTestApp(testDb, { env: { REGION: 'gcp-europe-west1' } });
+    const europe = t.buildApp({ env: { REGION: 'gcp-europe-west1' } });
     const visitor = europe.agent();
     assert.equal(await registerCity(visitor), 'amsterdam');
     assert.match((await visitor.get('/login')).text, /Page served from <span data-served-region="gcp-europe-west1">Europe West \(Belgium\)<\/span>/);
@@ -152,7 +134,7 @@ describe('the current city, in the contract’s order', () => {
   });
 
   test('when the home city is known, then it wins over REGION', async () => {
-    const europe = buildTestApp(testDb, { env: { REGION: 'gcp-europe-west1' } });
+    const europe = t.buildApp({ env: { REGION: 'gcp-europe-west1' } });
     const agent = europe.agent();
     await signUpAndLogIn(agent, europe.movr, 'los angeles');
     assert.equal(await vehiclesCity(agent), 'Los Angeles');
@@ -161,9 +143,8 @@ describe('the current city, in the contract’s order', () => {
 
 describe('what the current city shows', () => {
   test('when the current city changes, then the nav shows it with its region, and /vehicles and /users show that city’s data', async () => {
-    const agent = t.agent();
-    const me = await signUpAndLogIn(agent, t.movr, 'boston', { username: 'bostonian' });
-    const parisian = await signUpAndLogIn(t.agent(), t.movr, 'paris', { username: 'parisienne' });
+    const { agent, ...me } = await t.rider({ city: 'boston', username: 'bostonian' });
+    const parisian = await t.rider({ city: 'paris', username: 'parisienne' });
     await vehicleIn(me, 'Boston Common');
     await vehicleIn(parisian, 'Place des Vosges');
 
@@ -188,8 +169,7 @@ describe('what the current city shows', () => {
   });
 
   test('when a rider opens the city switcher, then all nine cities are listed grouped by region, the current one marked', async () => {
-    const agent = t.agent();
-    await signUpAndLogIn(agent, t.movr, 'seattle');
+    const { agent } = await t.rider({ city: 'seattle' });
     const page = await agent.get('/vehicles');
     const menu = page.text.match(/<div class="dropdown-menu[^"]*" aria-labelledby="city-menu">([\s\S]*?)<\/div>\s*<\/li>/)?.[1] ?? '';
     const listed: { region: string; cities: string[] }[] = [];

@@ -7,20 +7,11 @@ import { after, before, beforeEach, describe, test } from 'node:test';
 import request from 'supertest';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import { type MovrDatabase, openDatabase } from '../../src/db/database.js';
-import { SESSION_COOKIE } from '../../src/web/session.js';
-import { buildTestApp, csrfFrom, formPost, signUpAndLogIn, type TestApp } from '../support/app.js';
-import { startTestDatabase, type TestDatabase } from '../support/database.js';
+import { cookie, csrfFrom, formPost, signUpAndLogIn, type TestApp } from '../support/app.js';
+import { useFixture } from '../support/fixture.js';
 import { FaultInjectingPool } from '../support/fault-injection.js';
 
-let testDb: TestDatabase;
-let t: TestApp;
-
-before(async () => {
-  testDb = await startTestDatabase();
-  t = buildTestApp(testDb);
-});
-after(() => testDb.stop());
-beforeEach(() => testDb.reset());
+const t = useFixture();
 
 const STACK_TRACE = /at .*\.[jt]s:\d+|node_modules|\/src\//;
 const PRODUCTION_ENV = {
@@ -30,8 +21,6 @@ const PRODUCTION_ENV = {
   TRUST_PROXY: '1',
 };
 
-const cookiesOf = (response: { headers: Record<string, unknown> }) => ([] as string[]).concat((response.headers['set-cookie'] as string[] | undefined) ?? []);
-const sessionCookie = (response: { headers: Record<string, unknown> }) => cookiesOf(response).find((c) => c.startsWith(`${SESSION_COOKIE}=`));
 
 /**
  * A TCP proxy in front of the test database, so a test can take "the database" down (connections refused)
@@ -46,7 +35,7 @@ class DatabaseProxy {
   constructor(private readonly target: { host: string; port: number }) {}
 
   get connectionString(): string {
-    const url = new URL(testDb.connectionString);
+    const url = new URL(t.connectionString);
     url.hostname = '127.0.0.1';
     url.port = String(this.port);
     return url.toString();
@@ -104,8 +93,8 @@ describe('health and readiness', () => {
   });
 
   test('when the app’s database handle is closed, then /readyz is 503 and /healthz stays 200', async () => {
-    const handle = await testDb.open();
-    const app = buildTestApp(testDb, { db: handle });
+    const handle = await t.open();
+    const app = t.buildApp({ db: handle });
     assert.equal((await request(app.app).get('/readyz')).status, 200);
     await handle.close();
     assert.equal((await request(app.app).get('/readyz')).status, 503);
@@ -118,12 +107,12 @@ describe('health and readiness', () => {
     let app: TestApp;
 
     before(async () => {
-      const url = new URL(testDb.connectionString);
+      const url = new URL(t.connectionString);
       proxy = new DatabaseProxy({ host: url.hostname, port: Number(url.port) });
       await proxy.up();
       // The app's own pool settings (connect timeout and all), through the proxy.
       db = await openDatabase({ connectionString: proxy.connectionString });
-      app = buildTestApp(testDb, { db });
+      app = t.buildApp({ db });
     });
     after(async () => {
       await proxy.down();
@@ -161,7 +150,7 @@ describe('health and readiness', () => {
 
       await proxy.up();
       assert.equal((await request(app.app).get('/readyz')).status, 200);
-      assert.equal(await testDb.db.kysely.selectFrom('rides').select('id').executeTakeFirst(), undefined);
+      assert.equal(await t.db.kysely.selectFrom('rides').select('id').executeTakeFirst(), undefined);
       assert.equal((await agent.get('/vehicles')).status, 200, 'the rider is still logged in');
     });
 
@@ -179,8 +168,7 @@ describe('health and readiness', () => {
 
 describe('metrics', () => {
   test('when requests were served, then /metrics is Prometheus text with durations labelled by route pattern, never a raw id', async () => {
-    const agent = t.agent();
-    const owner = await signUpAndLogIn(agent, t.movr);
+    const { agent, ...owner } = await t.rider();
     const vehicle = await t.movr.addVehicle(owner, { type: 'bike', color: 'red', brand: '', location: 'Pier 17' });
     assert.equal((await formPost(agent, `/rides/start/${vehicle.id}`)).status, 303);
     const ride = (await t.movr.getRides(owner))[0]!;
@@ -205,8 +193,8 @@ describe('metrics', () => {
   });
 
   test('when a transaction is retried after a serialization failure, then movr_transaction_retries_total counts it', async () => {
-    const pool = new FaultInjectingPool({ connectionString: testDb.connectionString });
-    const app = buildTestApp(testDb, { db: await testDb.open({ pool }) });
+    const pool = new FaultInjectingPool({ connectionString: t.connectionString });
+    const app = t.buildApp({ db: await t.open({ pool }) });
     const agent = app.agent();
     const page = await agent.get('/register');
     pool.inject({ match: /^insert into "users"/i, code: '40001' });
@@ -215,7 +203,7 @@ describe('metrics', () => {
       .type('form')
       .send({ _csrf: csrfFrom(page.text), city: 'rome', first_name: 'Re', last_name: 'Try', email: 'retry@example.com', username: 'retry', password: 'try it again' });
     assert.equal(response.status, 303);
-    assert.equal((await testDb.db.kysely.selectFrom('users').select('username').execute()).length, 1);
+    assert.equal((await t.db.kysely.selectFrom('users').select('username').execute()).length, 1);
     const metrics = await app.metricsClient().get('/metrics');
     const counter = (name: string) => Number(metrics.text.match(new RegExp(`^${name} (\\d+)$`, 'm'))?.[1]);
     assert.equal(counter('movr_transaction_retries_total'), 1);
@@ -246,8 +234,7 @@ describe('request ids and security headers', () => {
   });
 
   test('when there is no API_KEY, then helmet headers, a CSP without Google, and no map anywhere', async () => {
-    const agent = t.agent();
-    const owner = await signUpAndLogIn(agent, t.movr);
+    const { agent, ...owner } = await t.rider();
     await t.movr.addVehicle(owner, { type: 'scooter', color: 'grey', brand: '', location: 'Bryant Park' });
     const page = await agent.get('/vehicles');
     const csp = page.headers['content-security-policy'] ?? '';
@@ -265,7 +252,7 @@ describe('request ids and security headers', () => {
   });
 
   test('when API_KEY is set, then frame-src allows https://www.google.com and the vehicles page embeds a map', async () => {
-    const mapped = buildTestApp(testDb, { env: { API_KEY: 'test-maps-key' } });
+    const mapped = t.buildApp({ env: { API_KEY: 'test-maps-key' } });
     const agent = mapped.agent();
     const owner = await signUpAndLogIn(agent, mapped.movr);
     await mapped.movr.addVehicle(owner, { type: 'scooter', color: 'grey', brand: '', location: 'Bryant Park' });
@@ -294,7 +281,7 @@ describe('request ids and security headers', () => {
 describe('production mode', () => {
   let prod: TestApp;
   before(() => {
-    prod = buildTestApp(testDb, { env: PRODUCTION_ENV });
+    prod = t.buildApp({ env: PRODUCTION_ENV });
   });
 
   /** Logs a user in on the production app, as the load balancer forwards it (https) or not. */
@@ -302,7 +289,7 @@ describe('production mode', () => {
     await prod.movr.addUser({ city: 'rome', firstName: 'Prod', lastName: 'User', email: 'prod@example.com', username: `prod${https}`, password: 'production password' });
     const proto = https ? 'https' : 'http';
     const page = await request(prod.app).get('/login').set('X-Forwarded-Proto', proto);
-    const csrf = cookiesOf(page).find((c) => c.startsWith('__Host-movr.csrf='));
+    const csrf = cookie(page, '__Host-movr.csrf');
     assert.ok(csrf, 'the CSRF cookie has the __Host- prefix');
     assert.match(csrf, /;\s*Secure/i);
     const response = await request(prod.app)
@@ -317,18 +304,18 @@ describe('production mode', () => {
 
   test('when a rider logs in through the TLS load balancer, then the session cookie is Secure, HttpOnly, SameSite=Lax, with HSTS and upgrade-insecure-requests', async () => {
     const { page, response } = await productionLogIn(true);
-    const cookie = sessionCookie(response);
-    assert.ok(cookie, 'a session cookie');
-    assert.match(cookie, /;\s*Secure/i);
-    assert.match(cookie, /HttpOnly/i);
-    assert.match(cookie, /SameSite=Lax/i);
+    const sent = cookie(response);
+    assert.ok(sent, 'a session cookie');
+    assert.match(sent, /;\s*Secure/i);
+    assert.match(sent, /HttpOnly/i);
+    assert.match(sent, /SameSite=Lax/i);
     assert.match(page.headers['strict-transport-security'] ?? '', /max-age=\d+/);
     assert.match(page.headers['content-security-policy'] ?? '', /upgrade-insecure-requests/);
   });
 
   test('when the same log-in comes over plain http, then no session cookie is sent at all', async () => {
     const { response } = await productionLogIn(false);
-    assert.equal(sessionCookie(response), undefined);
+    assert.equal(cookie(response), undefined);
   });
 
   test('when a route is unknown, then the 404 page shows no stack trace', async () => {
@@ -339,17 +326,17 @@ describe('production mode', () => {
   });
 
   test('when the server fails unexpectedly, then 500 with no details in production, and with the stack in development', async () => {
-    const pool = new FaultInjectingPool({ connectionString: testDb.connectionString });
-    const db = await testDb.open({ pool });
+    const pool = new FaultInjectingPool({ connectionString: t.connectionString });
+    const db = await t.open({ pool });
     // A fault no rule maps: the generic 500 page.
     pool.inject({ match: /from "users"/i, code: 'XX000', nth: 'every', message: 'internal fault with secret details' });
-    const production = buildTestApp(testDb, { env: PRODUCTION_ENV, db });
+    const production = t.buildApp({ env: PRODUCTION_ENV, db });
     const login = await request(production.app).get('/login').set('X-Forwarded-Proto', 'https');
-    const cookie = cookiesOf(login).find((c) => c.startsWith('__Host-movr.csrf='))!.split(';')[0]!;
+    const csrfCookie = cookie(login, '__Host-movr.csrf')!.split(';')[0]!;
     const failed = await request(production.app)
       .post('/login')
       .set('X-Forwarded-Proto', 'https')
-      .set('Cookie', cookie)
+      .set('Cookie', csrfCookie)
       .type('form')
       .send({ _csrf: csrfFrom(login.text), username: 'someone', password: 'whatever it is' });
     assert.equal(failed.status, 500);
@@ -357,7 +344,7 @@ describe('production mode', () => {
     assert.doesNotMatch(failed.text, /secret details|XX000/);
     assert.doesNotMatch(failed.text, STACK_TRACE);
 
-    const development = buildTestApp(testDb, { env: { NODE_ENV: 'development' }, db });
+    const development = t.buildApp({ env: { NODE_ENV: 'development' }, db });
     const agent = development.agent();
     const shown = await formPost(agent, '/login', { username: 'someone', password: 'whatever it is' }, '/login');
     assert.equal(shown.status, 500);
@@ -365,7 +352,7 @@ describe('production mode', () => {
   });
 
   test('when in development, then templates are read again at each render (npm run dev); in production compiled once', () => {
-    assert.equal(buildTestApp(testDb, { env: { NODE_ENV: 'development' } }).app.get('view cache'), false);
+    assert.equal(t.buildApp({ env: { NODE_ENV: 'development' } }).app.get('view cache'), false);
     assert.equal(prod.app.get('view cache'), true);
   });
 });
@@ -394,7 +381,7 @@ describe('bad input is never a 500', () => {
     const vehicle = await agent.post('/vehicles/add').type('form').send(`_csrf=${token}&type=bike&type=scooter&color=red&location=Here`);
     assert.equal(vehicle.status, 422);
     assert.match(vehicle.text, /id="error-type"/);
-    assert.equal(await testDb.db.kysely.selectFrom('vehicles').select('id').executeTakeFirst(), undefined);
+    assert.equal(await t.db.kysely.selectFrom('vehicles').select('id').executeTakeFirst(), undefined);
   });
 
   test('when a POST carries JSON instead of a form, then 403, not 500', async () => {
@@ -407,8 +394,7 @@ describe('bad input is never a 500', () => {
   });
 
   test('when a path has broken percent-encoding, then 400, not 500', async () => {
-    const agent = t.agent();
-    await signUpAndLogIn(agent, t.movr);
+    const { agent } = await t.rider();
     assert.equal((await agent.get('/users/%ZZ')).status, 400);
     const _csrf = csrfFrom((await agent.get('/vehicles')).text);
     assert.equal((await agent.post('/city/%E0%A4%A').type('form').send({ _csrf })).status, 400);

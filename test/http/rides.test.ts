@@ -1,41 +1,32 @@
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { sql } from 'kysely';
 import type { NewVehicleRow } from '../../src/db/schema.js';
-import { type Agent, buildTestApp, csrfToken, formPost, type Rider, signUpAndLogIn, type TestApp, insertVehicle as insertVehicleFor } from '../support/app.js';
-import { startTestDatabase, type TestDatabase } from '../support/database.js';
+import { type Agent, csrfToken, formPost, type Rider, signUpAndLogIn } from '../support/app.js';
+import { useFixture } from '../support/fixture.js';
 
-let testDb: TestDatabase;
-let t: TestApp;
+const t = useFixture();
 
-before(async () => {
-  testDb = await startTestDatabase();
-  t = buildTestApp(testDb);
-});
-after(() => testDb.stop());
-beforeEach(() => testDb.reset());
-
-const insertVehicle = (owner: Rider, fields: Partial<NewVehicleRow> = {}) => insertVehicleFor(testDb, owner, { type: 'scooter', color: 'red', brand: 'Vespa', last_location: 'Union Square', ...fields });
+const insertVehicle = (owner: Rider, fields: Partial<NewVehicleRow> = {}) => t.vehicle(owner, { type: 'scooter', color: 'red', brand: 'Vespa', last_location: 'Union Square', ...fields });
 
 const vehicleRow = (id: string) =>
-  testDb.db.kysely.selectFrom('vehicles').select(['status', 'last_location']).where('id', '=', id).executeTakeFirstOrThrow();
+  t.db.kysely.selectFrom('vehicles').select(['status', 'last_location']).where('id', '=', id).executeTakeFirstOrThrow();
 
 const ridesOf = (rider: Rider) =>
-  testDb.db.kysely
+  t.db.kysely
     .selectFrom('rides')
     .select(['id', 'vehicle_id', 'start_location', 'end_location', 'end_time'])
     .where('rider_id', '=', rider.id)
     .orderBy('start_time')
     .execute();
 
-const allRides = () => testDb.db.kysely.selectFrom('rides').select(['id', 'rider_id', 'vehicle_id', 'end_time', 'end_location']).orderBy('id').execute();
+const allRides = () => t.db.kysely.selectFrom('rides').select(['id', 'rider_id', 'vehicle_id', 'end_time', 'end_location']).orderBy('id').execute();
 
 /** A rider logged in on their own agent, and a vehicle someone else owns in the same city. */
 async function riderAndVehicle(city: Rider['city'] = 'new york') {
-  const owner = await signUpAndLogIn(t.agent(), t.movr, city);
+  const owner = await t.rider({ city });
   const vehicle = await insertVehicle(owner);
-  const agent = t.agent();
-  const rider = await signUpAndLogIn(agent, t.movr, city);
+  const { agent, ...rider } = await t.rider({ city });
   return { agent, rider, owner, vehicle };
 }
 
@@ -43,7 +34,7 @@ async function startRide(agent: Agent, vehicle: string): Promise<string> {
   const response = await formPost(agent, `/rides/start/${vehicle}`);
   assert.equal(response.status, 303);
   assert.equal(response.headers.location, '/rides');
-  const row = await testDb.db.kysely.selectFrom('rides').select('id').where('vehicle_id', '=', vehicle).where('end_time', 'is', null).executeTakeFirstOrThrow();
+  const row = await t.db.kysely.selectFrom('rides').select('id').where('vehicle_id', '=', vehicle).where('end_time', 'is', null).executeTakeFirstOrThrow();
   return row.id;
 }
 
@@ -120,20 +111,18 @@ describe('POST /rides/start/:vehicleId', () => {
   });
 
   test('when the owner rides their own vehicle, then the ride starts', async () => {
-    const agent = t.agent();
-    const owner = await signUpAndLogIn(agent, t.movr);
+    const { agent, ...owner } = await t.rider();
     const vehicle = await insertVehicle(owner);
     await startRide(agent, vehicle);
     assert.equal((await ridesOf(owner)).length, 1);
   });
 
   test('when the vehicle is in another city than the current one, then the ride still starts there', async () => {
-    const owner = await signUpAndLogIn(t.agent(), t.movr, 'rome');
+    const owner = await t.rider({ city: 'rome' });
     const vehicle = await insertVehicle(owner);
-    const agent = t.agent();
-    await signUpAndLogIn(agent, t.movr, 'boston');
+    const { agent } = await t.rider({ city: 'boston' });
     await startRide(agent, vehicle);
-    const ride = await testDb.db.kysely.selectFrom('rides').select(['city', 'rider_city']).executeTakeFirstOrThrow();
+    const ride = await t.db.kysely.selectFrom('rides').select(['city', 'rider_city']).executeTakeFirstOrThrow();
     assert.deepEqual(ride, { city: 'rome', rider_city: 'boston' });
   });
 
@@ -170,7 +159,7 @@ describe('POST /rides/end/:rideId', () => {
     const { agent, rider, vehicle } = await riderAndVehicle();
     const rideId = await startRide(agent, vehicle);
     // Five minutes of riding, so the duration shown is predictable.
-    await sql`UPDATE rides SET start_time = now() - interval '5 minutes' WHERE id = ${rideId}`.execute(testDb.db.kysely);
+    await sql`UPDATE rides SET start_time = now() - interval '5 minutes' WHERE id = ${rideId}`.execute(t.db.kysely);
 
     const response = await formPost(agent, `/rides/end/${rideId}`, { location: '  Central Park  ' }, '/rides');
     assert.equal(response.status, 303);
@@ -263,8 +252,7 @@ describe('GET /rides', () => {
   });
 
   test('when the rider has no rides, then an empty page pointing to the vehicles', async () => {
-    const agent = t.agent();
-    await signUpAndLogIn(agent, t.movr);
+    const { agent } = await t.rider();
     const page = await agent.get('/rides');
     assert.equal(page.status, 200);
     assert.match(page.text, /No rides yet/);
@@ -278,8 +266,8 @@ describe('GET /rides', () => {
     const latest = await startRide(agent, second);
     await formPost(agent, `/rides/end/${latest}`, { location: 'Second Stop' }, '/rides');
     // Pin the start times, so the order does not hang on clock resolution.
-    await sql`UPDATE rides SET start_time = '2024-01-01T10:00:00Z', end_time = '2024-01-01T10:10:00Z', length = interval '10 minutes' WHERE id = ${first}`.execute(testDb.db.kysely);
-    await sql`UPDATE rides SET start_time = '2024-02-01T10:00:00Z', end_time = '2024-02-01T10:01:30Z', length = interval '90 seconds' WHERE id = ${latest}`.execute(testDb.db.kysely);
+    await sql`UPDATE rides SET start_time = '2024-01-01T10:00:00Z', end_time = '2024-01-01T10:10:00Z', length = interval '10 minutes' WHERE id = ${first}`.execute(t.db.kysely);
+    await sql`UPDATE rides SET start_time = '2024-02-01T10:00:00Z', end_time = '2024-02-01T10:01:30Z', length = interval '90 seconds' WHERE id = ${latest}`.execute(t.db.kysely);
     const ownerAgent = t.agent();
     const someoneElse = await signUpAndLogIn(ownerAgent, t.movr);
     const theirs = await insertVehicle(someoneElse, { last_location: 'Not Mine Avenue' });

@@ -1,17 +1,9 @@
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, test } from 'node:test';
-import { buildTestApp, formPost, logIn, type TestApp } from '../support/app.js';
-import { startTestDatabase, type TestDatabase } from '../support/database.js';
+import { describe, test } from 'node:test';
+import { formPost, logIn } from '../support/app.js';
+import { useFixture } from '../support/fixture.js';
 
-let testDb: TestDatabase;
-let t: TestApp;
-
-before(async () => {
-  testDb = await startTestDatabase();
-  t = buildTestApp(testDb, { env: { REGION: 'gcp-europe-west1' } });
-});
-after(() => testDb.stop());
-beforeEach(() => testDb.reset());
+const t = useFixture({ app: { env: { REGION: 'gcp-europe-west1' } } });
 
 /** The header's three metrics, parsed. */
 function timing(header: string | undefined) {

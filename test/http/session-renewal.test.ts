@@ -1,19 +1,11 @@
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { sql } from 'kysely';
-import { SESSION_COOKIE, SESSION_RENEW_AFTER_MS } from '../../src/web/session.js';
-import { buildTestApp, signUpAndLogIn, type TestApp } from '../support/app.js';
-import { startTestDatabase, type TestDatabase } from '../support/database.js';
+import { SESSION_RENEW_AFTER_MS } from '../../src/web/session.js';
+import { cookie } from '../support/app.js';
+import { useFixture } from '../support/fixture.js';
 
-let testDb: TestDatabase;
-let t: TestApp;
-
-before(async () => {
-  testDb = await startTestDatabase();
-  t = buildTestApp(testDb);
-});
-after(() => testDb.stop());
-beforeEach(() => testDb.reset());
+const t = useFixture();
 
 const WEEK_MS = 7 * 24 * 3600 * 1000;
 
@@ -21,37 +13,35 @@ const WEEK_MS = 7 * 24 * 3600 * 1000;
 async function loggedInRow() {
   const { rows } = await sql<{ sid: string; expire: Date; version: string; renewedAt: string | null }>`
     SELECT sid, expire, xmin::text AS version, sess::jsonb ->> 'renewedAt' AS "renewedAt"
-    FROM sessions WHERE sess::jsonb -> 'passport' -> 'user' IS NOT NULL`.execute(testDb.db.kysely);
+    FROM sessions WHERE sess::jsonb -> 'passport' -> 'user' IS NOT NULL`.execute(t.db.kysely);
   assert.equal(rows.length, 1);
   return rows[0]!;
 }
 
 describe('session expiry', () => {
   test('when a logged-in rider browses, then pages leave the session row alone and the cookie still slides', async () => {
-    const agent = t.agent();
-    await signUpAndLogIn(agent, t.movr);
+    const { agent } = await t.rider();
     // The first page after log-in stores the new session's CSRF token: a real change.
     assert.equal((await agent.get('/vehicles')).status, 200);
     const saved = await loggedInRow();
     for (const page of ['/vehicles', '/rides', '/vehicles']) {
       const response = await agent.get(page);
       assert.equal(response.status, 200);
-      const cookie = ([] as string[]).concat(response.headers['set-cookie'] ?? []).find((c) => c.startsWith(`${SESSION_COOKIE}=`));
-      assert.ok(cookie, 'every response renews the cookie (rolling)');
-      const expires = Date.parse(cookie.match(/Expires=([^;]+)/i)![1]!);
+      const sent = cookie(response);
+      assert.ok(sent, 'every response renews the cookie (rolling)');
+      const expires = Date.parse(sent.match(/Expires=([^;]+)/i)![1]!);
       assert.ok(Math.abs(expires - (Date.now() + WEEK_MS)) < 60_000, 'the cookie lasts a week from now');
     }
     assert.equal((await loggedInRow()).version, saved.version, 'no write per page view');
   });
 
   test('when the stored session is more than an hour old, then the next request saves it with a new week, once', async () => {
-    const agent = t.agent();
-    await signUpAndLogIn(agent, t.movr);
+    const { agent } = await t.rider();
     // As if the session had last been saved two hours ago.
     const aged = new Date(Date.now() + WEEK_MS - 2 * SESSION_RENEW_AFTER_MS);
     await sql`UPDATE sessions SET expire = ${aged},
       sess = jsonb_set(sess::jsonb, '{cookie,expires}', to_jsonb(${aged.toISOString()}::text))::json
-      WHERE sess::jsonb -> 'passport' -> 'user' IS NOT NULL`.execute(testDb.db.kysely);
+      WHERE sess::jsonb -> 'passport' -> 'user' IS NOT NULL`.execute(t.db.kysely);
     const before = await loggedInRow();
 
     assert.equal((await agent.get('/vehicles')).status, 200);

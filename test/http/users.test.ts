@@ -1,29 +1,21 @@
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { sql } from 'kysely';
 import type { NewVehicleRow } from '../../src/db/schema.js';
-import { buildTestApp, formPost, logIn, type Rider, signUpAndLogIn, type TestApp, insertVehicle as insertVehicleFor } from '../support/app.js';
-import { startTestDatabase, type TestDatabase } from '../support/database.js';
+import { formPost, logIn, type Rider, signUpAndLogIn } from '../support/app.js';
+import { useFixture } from '../support/fixture.js';
 
-let testDb: TestDatabase;
-let t: TestApp;
+const t = useFixture();
 
-before(async () => {
-  testDb = await startTestDatabase();
-  t = buildTestApp(testDb);
-});
-after(() => testDb.stop());
-beforeEach(() => testDb.reset());
-
-const insertVehicle = (owner: Rider, fields: Partial<NewVehicleRow> = {}) => insertVehicleFor(testDb, owner, { type: 'bike', color: 'black', brand: '', last_location: 'Harbour', ...fields });
+const insertVehicle = (owner: Rider, fields: Partial<NewVehicleRow> = {}) => t.vehicle(owner, { type: 'bike', color: 'black', brand: '', last_location: 'Harbour', ...fields });
 
 const userRow = (rider: Rider) =>
-  testDb.db.kysely.selectFrom('users').select(['username', 'password_hash', 'email', 'first_name', 'is_owner']).where('id', '=', rider.id).executeTakeFirstOrThrow();
+  t.db.kysely.selectFrom('users').select(['username', 'password_hash', 'email', 'first_name', 'is_owner']).where('id', '=', rider.id).executeTakeFirstOrThrow();
 
 /** Sessions whose passport user is this rider. */
 const sessionsOf = async (rider: Rider) =>
   (
-    await sql<{ n: number }>`SELECT count(*)::int AS n FROM sessions WHERE sess::jsonb -> 'passport' -> 'user' ->> 'id' = ${rider.id}`.execute(testDb.db.kysely)
+    await sql<{ n: number }>`SELECT count(*)::int AS n FROM sessions WHERE sess::jsonb -> 'passport' -> 'user' ->> 'id' = ${rider.id}`.execute(t.db.kysely)
   ).rows[0]!.n;
 
 /** The @usernames a riders page lists. */
@@ -35,11 +27,10 @@ describe('GET /users', () => {
   });
 
   test('when logged in, then the current city’s riders only, deleted accounts left out', async () => {
-    const agent = t.agent();
-    const me = await signUpAndLogIn(agent, t.movr, 'boston', { username: 'me.boston' });
-    const neighbour = await signUpAndLogIn(t.agent(), t.movr, 'boston', { username: 'neighbour' });
+    const { agent, ...me } = await t.rider({ city: 'boston', username: 'me.boston' });
+    const neighbour = await t.rider({ city: 'boston', username: 'neighbour' });
     await insertVehicle(neighbour);
-    await signUpAndLogIn(t.agent(), t.movr, 'paris', { username: 'parisian' });
+    await t.rider({ city: 'paris', username: 'parisian' });
     const gone = t.agent();
     const leaver = await signUpAndLogIn(gone, t.movr, 'boston', { username: 'leaver' });
     assert.equal((await formPost(gone, `/users/remove/${leaver.id}`)).headers.location, '/login');
@@ -57,8 +48,7 @@ describe('GET /users', () => {
 
 describe('GET /users/:id', () => {
   test('when it is the rider’s own id, then their profile and the vehicles they own that are not removed', async () => {
-    const agent = t.agent();
-    const me = await signUpAndLogIn(agent, t.movr, 'rome', { username: 'romano' });
+    const { agent, ...me } = await t.rider({ city: 'rome', username: 'romano' });
     const kept = await insertVehicle(me, { last_location: 'Piazza Navona' });
     const removed = await insertVehicle(me, { status: 'removed', last_location: 'Via Appia' });
     const page = await agent.get(`/users/${me.id}`);
@@ -71,24 +61,22 @@ describe('GET /users/:id', () => {
   });
 
   test('when it is someone else’s id, then 403 and none of their details', async () => {
-    const other = await signUpAndLogIn(t.agent(), t.movr, 'boston', { username: 'private.person' });
-    const agent = t.agent();
-    await signUpAndLogIn(agent, t.movr, 'boston');
+    const other = await t.rider({ city: 'boston', username: 'private.person' });
+    const { agent } = await t.rider({ city: 'boston' });
     const response = await agent.get(`/users/${other.id}`);
     assert.equal(response.status, 403);
     assert.doesNotMatch(response.text, /private\.person@example\.com/);
   });
 
   test('when the id is malformed, then 404', async () => {
-    const agent = t.agent();
-    await signUpAndLogIn(agent, t.movr);
+    const { agent } = await t.rider();
     for (const id of ['nope', '1', '00000000-0000-4000-8000-00000000000g']) {
       assert.equal((await agent.get(`/users/${id}`)).status, 404, id);
     }
   });
 
   test('when logged out, then 303 /login', async () => {
-    const other = await signUpAndLogIn(t.agent(), t.movr);
+    const other = await t.rider();
     assert.equal((await t.agent().get(`/users/${other.id}`)).headers.location, '/login');
   });
 });
@@ -129,8 +117,7 @@ describe('POST /users/remove/:id', () => {
   test('when it is someone else’s account, then 403 and nothing changes', async () => {
     const victimAgent = t.agent();
     const victim = await signUpAndLogIn(victimAgent, t.movr, 'boston', { username: 'victim' });
-    const agent = t.agent();
-    const me = await signUpAndLogIn(agent, t.movr, 'boston');
+    const { agent, ...me } = await t.rider({ city: 'boston' });
     const response = await formPost(agent, `/users/remove/${victim.id}`);
     assert.equal(response.status, 403);
     assert.equal((await userRow(victim)).username, 'victim');
@@ -139,17 +126,15 @@ describe('POST /users/remove/:id', () => {
   });
 
   test('when the id is malformed, then 404', async () => {
-    const agent = t.agent();
-    const me = await signUpAndLogIn(agent, t.movr);
+    const { agent, ...me } = await t.rider();
     assert.equal((await formPost(agent, '/users/remove/me')).status, 404);
     assert.equal((await userRow(me)).username, me.username);
   });
 
   test('when the rider is on a ride, then refused: 303 back to the profile with a flash, nothing changes', async () => {
-    const owner = await signUpAndLogIn(t.agent(), t.movr);
+    const owner = await t.rider();
     const vehicle = await insertVehicle(owner);
-    const agent = t.agent();
-    const me = await signUpAndLogIn(agent, t.movr);
+    const { agent, ...me } = await t.rider();
     assert.equal((await formPost(agent, `/rides/start/${vehicle}`)).headers.location, '/rides');
 
     const response = await formPost(agent, `/users/remove/${me.id}`);
@@ -161,8 +146,7 @@ describe('POST /users/remove/:id', () => {
   });
 
   test('when the rider owns vehicles that are not removed, then refused with a flash; once they are removed, the account can go', async () => {
-    const agent = t.agent();
-    const me = await signUpAndLogIn(agent, t.movr);
+    const { agent, ...me } = await t.rider();
     const vehicle = await insertVehicle(me);
     await insertVehicle(me, { status: 'removed' });
 
@@ -179,8 +163,7 @@ describe('POST /users/remove/:id', () => {
   });
 
   test('when the rider deletes their account, then 303 /login, every session of theirs ends, and the username is free again', async () => {
-    const agent = t.agent();
-    const me = await signUpAndLogIn(agent, t.movr, 'seattle', { username: 'leaving', password: 'goodbye for now' });
+    const { agent, ...me } = await t.rider({ city: 'seattle', username: 'leaving', password: 'goodbye for now' });
     const phone = t.agent();
     await logIn(phone, 'leaving', 'goodbye for now');
     assert.equal((await phone.get('/vehicles')).status, 200);
@@ -200,19 +183,18 @@ describe('POST /users/remove/:id', () => {
 
     const oldLogin = await formPost(t.agent(), '/login', { username: 'leaving', password: 'goodbye for now' }, '/login');
     assert.equal(oldLogin.status, 401);
-    const again = await signUpAndLogIn(t.agent(), t.movr, 'boston', { username: 'leaving' });
+    const again = await t.rider({ city: 'boston', username: 'leaving' });
     assert.notEqual(again.id, me.id);
   });
 
   test('when the CSRF token is missing, then 403 and the account stays', async () => {
-    const agent = t.agent();
-    const me = await signUpAndLogIn(agent, t.movr);
+    const { agent, ...me } = await t.rider();
     assert.equal((await agent.post(`/users/remove/${me.id}`).type('form').send({})).status, 403);
     assert.equal((await userRow(me)).username, me.username);
   });
 
   test('when logged out, then 303 /login', async () => {
-    const me = await signUpAndLogIn(t.agent(), t.movr);
+    const me = await t.rider();
     const response = await formPost(t.agent(), `/users/remove/${me.id}`);
     assert.equal(response.headers.location, '/login');
     assert.equal((await userRow(me)).username, me.username);

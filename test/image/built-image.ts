@@ -8,7 +8,8 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { findFreePort } from '../../src/db/embedded-postgres.js';
-import { startTestDatabase, type TestDatabase } from '../support/database.js';
+import { freePort } from '../support/cluster.js';
+import { useFixture } from '../support/fixture.js';
 
 /**
  * The production image, built from the Dockerfile as it is and run as an operator runs it: podman (no Docker
@@ -120,8 +121,14 @@ class Client {
 
 describe('the production image, built and run with podman', () => {
   const containers = new Set<string>();
+  const t = useFixture({
+    reset: false,
+    // Before the database goes: the containers still use it.
+    teardown: async () => {
+      for (const name of containers) podman(['rm', '--force', '--time', '0', name], { allowFailure: true });
+    },
+  });
   let work = '';
-  let testDb: TestDatabase | undefined;
   let built = false;
   let runArgs: (name: string, env: Record<string, string>) => string[] = () => [];
 
@@ -138,7 +145,6 @@ describe('the production image, built and run with podman', () => {
       await build(['--layers=false', '--format', 'docker', '--isolation', 'oci', '--network', 'host', '--pull=never', ...npmMounts(work), '--tag', IMAGE, '--file', 'Dockerfile', '.']);
       built = true;
       report(`built ${IMAGE} from the Dockerfile in ${seconds(Date.now() - started)} (base ${base})`);
-      testDb = await startTestDatabase();
 
       // As an operator runs it: read-only root filesystem, a tmpfs for /tmp, uid 1000, no capabilities.
       runArgs = (name, env) => [
@@ -152,9 +158,7 @@ describe('the production image, built and run with podman', () => {
   );
 
   after(async () => {
-    for (const name of containers) podman(['rm', '--force', '--time', '0', name], { allowFailure: true });
     if (built) podman(['rmi', '--force', IMAGE], { allowFailure: true });
-    await testDb?.stop();
     if (work) rmSync(work, { recursive: true, force: true });
   });
 
@@ -223,14 +227,14 @@ describe('the production image, built and run with podman', () => {
   });
 
   it('runs read-only as uid 1000 against PostgreSQL: probes, HEALTHCHECK, sign-up and log-in with secure cookies, SIGTERM drains and exits 0 within 10 s', { timeout: 120_000 }, async () => {
-    const port = await findFreePort(20_000 + Math.floor(Math.random() * 10_000));
+    const port = await freePort();
     const metricsPort = await findFreePort(port + 1);
     const name = `${CONTAINER_PREFIX}-app`;
     const url = `http://127.0.0.1:${port}`;
     containers.add(name);
     const startedAt = Date.now();
     podman(runArgs(name, {
-      DB_URI: await testDb!.createDatabase(),
+      DB_URI: await t.createDatabase(),
       SECRET_KEY: randomBytes(32).toString('base64url'),
       HOST: '127.0.0.1',
       PORT: String(port),

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
 import type { MovrDatabase } from '../../src/db/database.js';
 import { prepareSchema, SchemaMissingError, schemaRefusal } from '../../src/db/migrate.js';
 import { SCHEMA_VERSION } from '../../src/db/schema.js';
-import { startTestDatabase, type TestDatabase } from '../support/database.js';
+import { useFixture } from '../support/fixture.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -17,14 +17,10 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
  * with (dbinit-multiregion.sql) or without (dbinit.sql) its computed region column.
  */
 describe('the CockroachDB schema check', () => {
-  let testDb: TestDatabase;
-  before(async () => {
-    testDb = await startTestDatabase();
-  });
-  after(() => testDb?.stop());
+  const t = useFixture({ reset: false });
 
   async function databaseWith(version: number | undefined, regionColumn: boolean): Promise<MovrDatabase> {
-    const db = await testDb.open({ connectionString: await testDb.createDatabase(), kind: 'cockroachdb' });
+    const db = await t.open({ connectionString: await t.createDatabase(), kind: 'cockroachdb' });
     await sql`CREATE TABLE users (city text, id uuid${sql.raw(regionColumn ? ', region text' : '')})`.execute(db.kysely);
     if (version !== undefined) {
       await sql`CREATE TABLE schema_info (version int PRIMARY KEY)`.execute(db.kysely);

@@ -1,28 +1,23 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { after, before, describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { PROJECT_ROOT } from '../../src/config.js';
 import { detectKind, type MovrDatabase, openDatabase } from '../../src/db/database.js';
-import { type EmbeddedPostgres, findFreePort, startEmbeddedPostgres } from '../../src/db/embedded-postgres.js';
+import { type EmbeddedPostgres, startEmbeddedPostgres } from '../../src/db/embedded-postgres.js';
 import { MIGRATIONS, migrateToLatest, prepareSchema, SchemaMissingError } from '../../src/db/migrate.js';
 import { DEMO_USERNAME, loadDemoData } from '../../src/movr/demo-data.js';
 import { CITIES } from '../../src/regions.js';
-import { startTestDatabase, type TestDatabase } from '../support/database.js';
+import { freePort, tempDir } from '../support/cluster.js';
+import { useFixture } from '../support/fixture.js';
 
-let testDb: TestDatabase;
-
-before(async () => {
-  testDb = await startTestDatabase();
-});
-after(() => testDb?.stop());
+const t = useFixture({ reset: false });
 
 describe('detectKind and openDatabase', () => {
   test('when the server reports a CockroachDB version, then the kind is cockroachdb', () => {
@@ -46,12 +41,12 @@ describe('detectKind and openDatabase', () => {
   });
 
   test('when openDatabase asks the embedded server, then it detects postgres', () => {
-    assert.match(testDb.db.version, /^PostgreSQL 18\./);
-    assert.equal(testDb.db.kind, 'postgres');
+    assert.match(t.db.version, /^PostgreSQL 18\./);
+    assert.equal(t.db.kind, 'postgres');
   });
 
   test('when the password is wrong, then openDatabase rejects', async () => {
-    const url = new URL(testDb.connectionString);
+    const url = new URL(t.connectionString);
     url.password = 'wrong';
     await assert.rejects(openDatabase({ connectionString: url.toString() }), (error: unknown) => {
       assert.equal((error as pg.DatabaseError).code, '28P01');
@@ -66,7 +61,7 @@ describe('migrations', () => {
     (await sql<{ name: string }>`SELECT name FROM kysely_migration ORDER BY name`.execute(db.kysely)).rows.map((r) => r.name);
 
   test('when migrations run twice, then the second run applies nothing', async () => {
-    const db = await testDb.open({ connectionString: await testDb.createDatabase() });
+    const db = await t.open({ connectionString: await t.createDatabase() });
     assert.deepEqual(await migrateToLatest(db.kysely), ALL_MIGRATIONS);
     assert.deepEqual(await migrateToLatest(db.kysely), []);
     assert.deepEqual(await migrationRows(db), ALL_MIGRATIONS);
@@ -77,8 +72,8 @@ describe('migrations', () => {
 
   test('when two instances migrate a fresh database at the same moment, then both succeed and the migration runs once', async () => {
     for (let round = 0; round < 3; round++) {
-      const connectionString = await testDb.createDatabase();
-      const [a, b] = await Promise.all([testDb.open({ connectionString }), testDb.open({ connectionString })]);
+      const connectionString = await t.createDatabase();
+      const [a, b] = await Promise.all([t.open({ connectionString }), t.open({ connectionString })]);
       const results = await Promise.all([migrateToLatest(a!.kysely), migrateToLatest(b!.kysely)]);
       assert.deepEqual(results.flat(), ALL_MIGRATIONS, `round ${round}`);
       assert.deepEqual(await migrationRows(a!), ALL_MIGRATIONS);
@@ -87,8 +82,8 @@ describe('migrations', () => {
   });
 
   test("when kind is 'cockroachdb' and the schema is missing, then prepareSchema names dbinit.sql and creates nothing", async () => {
-    const connectionString = await testDb.createDatabase();
-    const db = await testDb.open({ connectionString, kind: 'cockroachdb' });
+    const connectionString = await t.createDatabase();
+    const db = await t.open({ connectionString, kind: 'cockroachdb' });
     await assert.rejects(prepareSchema(db), (error: unknown) => {
       assert.ok(error instanceof SchemaMissingError, String(error));
       assert.match(error.message, /dbinit\.sql/);
@@ -101,7 +96,7 @@ describe('migrations', () => {
   });
 
   test("when kind is 'cockroachdb' and the schema is there, then prepareSchema passes, and an old version is refused", async () => {
-    const db = await testDb.open({ kind: 'cockroachdb' });
+    const db = await t.open({ kind: 'cockroachdb' });
     await prepareSchema(db);
     await sql`DELETE FROM schema_info WHERE version = 2`.execute(db.kysely);
     try {
@@ -114,8 +109,8 @@ describe('migrations', () => {
 
 describe('demo data', () => {
   test('when loaded into an empty database, then every city has users, vehicles and past rides, and the demo login works; a second load adds nothing', async () => {
-    await testDb.reset();
-    const db = testDb.db;
+    await t.reset();
+    const db = t.db;
     const login = await loadDemoData(db);
     assert.ok(login);
     assert.equal(login.username, DEMO_USERNAME);
@@ -131,7 +126,7 @@ describe('demo data', () => {
       assert.ok(row.users > 0 && row.vehicles > 0 && row.rides > 0, JSON.stringify(row));
     }
 
-    const movr = testDb.createMovr();
+    const movr = t.createMovr();
     const demo = await movr.authenticate(login.username, login.password);
     assert.equal(demo?.username, DEMO_USERNAME);
     assert.equal(await movr.authenticate(login.username, 'not the password'), undefined);
@@ -155,8 +150,7 @@ describe('demo data', () => {
 });
 
 describe('embedded PostgreSQL', () => {
-  const base = mkdtempSync(path.join(tmpdir(), 'movr-embedded-test-'));
-  chmodSync(base, 0o755); // as root the server runs as `postgres`, which must traverse it
+  const base = tempDir('movr-embedded-test-');
   // Not created here: startEmbeddedPostgres creates it, as it does for a fresh MOVR_DATA_DIR.
   const dataDir = path.join(base, 'data');
   /** Processes a failed test could leave behind, with the signal that ends each at once. */
@@ -167,7 +161,6 @@ describe('embedded PostgreSQL', () => {
     rmSync(base, { recursive: true, force: true });
   });
 
-  const freePort = () => findFreePort(20_000 + Math.floor(Math.random() * 10_000));
   const postmasterPid = (server: Pick<EmbeddedPostgres, 'clusterDir'>) =>
     Number(readFileSync(path.join(server.clusterDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
 

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import pg from 'pg';
-import { findFreePort, startEmbeddedPostgres } from '../../src/db/embedded-postgres.js';
+import { startEmbeddedPostgres } from '../../src/db/embedded-postgres.js';
+import { freePort } from '../support/cluster.js';
 
 const cleanup: string[] = [];
 after(() => {
@@ -19,7 +20,7 @@ test('when the data directory sits under a 0700 directory, then the embedded dat
   const dataDir = path.join(privateDir, 'project', '.movr');
   mkdirSync(dataDir, { recursive: true });
 
-  const server = await startEmbeddedPostgres({ dataDir, port: await findFreePort(20_000 + Math.floor(Math.random() * 10_000)) });
+  const server = await startEmbeddedPostgres({ dataDir, port: await freePort() });
   if (!server.clusterDir.startsWith(privateDir)) cleanup.push(server.clusterDir);
   try {
     if (process.getuid?.() === 0) assert.ok(!server.clusterDir.startsWith(privateDir), 'as root the cluster is kept where postgres can reach it');

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { after, before, beforeEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import bcrypt from 'bcrypt';
 import { sql } from 'kysely';
 import type { City } from '../../src/regions.js';
@@ -8,19 +8,11 @@ import { AccountGoneError, ForbiddenError, NotFoundError, RefusedError, Username
 import { verifyPassword } from '../../src/movr/passwords.js';
 import { DatabaseSessionStore } from '../../src/web/session-store.js';
 import type { User, UserRef, Vehicle } from '../../src/movr/models.js';
-import { type MovR, type NewUser, type NewVehicle, VEHICLES_PER_PAGE } from '../../src/movr/movr.js';
-import { startTestDatabase, type TestDatabase } from '../support/database.js';
+import { type NewUser, type NewVehicle, VEHICLES_PER_PAGE } from '../../src/movr/movr.js';
+import { useFixture } from '../support/fixture.js';
 import { userByUsername } from '../support/queries.js';
 
-let testDb: TestDatabase;
-let movr: MovR;
-
-before(async () => {
-  testDb = await startTestDatabase();
-  movr = testDb.createMovr();
-});
-after(() => testDb?.stop());
-beforeEach(() => testDb.reset());
+const t = useFixture();
 
 let sequence = 0;
 function newUser(overrides: Partial<NewUser> = {}): NewUser {
@@ -38,14 +30,14 @@ function newUser(overrides: Partial<NewUser> = {}): NewUser {
 
 const scooter: NewVehicle = { type: 'scooter', color: 'red', brand: 'Razor', location: 'Central Station' };
 
-const addUser = (overrides: Partial<NewUser> = {}) => movr.addUser(newUser(overrides));
+const addUser = (overrides: Partial<NewUser> = {}) => t.movr.addUser(newUser(overrides));
 
 async function addOwnerWithVehicle(city: City = 'new york'): Promise<{ owner: User; vehicle: Vehicle }> {
   const owner = await addUser({ city });
-  return { owner, vehicle: await movr.addVehicle(owner, scooter) };
+  return { owner, vehicle: await t.movr.addVehicle(owner, scooter) };
 }
 
-const kysely = () => testDb.db.kysely;
+const kysely = () => t.db.kysely;
 
 const userRow = (ref: UserRef) =>
   kysely().selectFrom('users').selectAll().where('city', '=', ref.city).where('id', '=', ref.id).executeTakeFirstOrThrow();
@@ -63,7 +55,7 @@ async function count(table: 'users' | 'vehicles' | 'rides' | 'sessions'): Promis
 describe('users', () => {
   test('when a user signs up, then a bcrypt hash of the password is stored, never the password', async () => {
     const input = newUser({ city: 'boston', username: 'Ada.Love-1' });
-    const user = await movr.addUser(input);
+    const user = await t.movr.addUser(input);
     assert.deepEqual(user, {
       id: user.id,
       city: 'boston',
@@ -83,32 +75,32 @@ describe('users', () => {
 
   test('when a password is longer than bcrypt reads (72 bytes), then every character still counts', async () => {
     const long = `${'A'.repeat(72)}${'B'.repeat(28)}`;
-    await movr.addUser(newUser({ username: 'longpass', password: long }));
-    assert.ok(await movr.authenticate('longpass', long));
+    await t.movr.addUser(newUser({ username: 'longpass', password: long }));
+    assert.ok(await t.movr.authenticate('longpass', long));
     for (const impostor of ['A'.repeat(72), `${'A'.repeat(72)}ZZZZ`, `${'A'.repeat(72)}${'B'.repeat(27)}C`]) {
-      assert.equal(await movr.authenticate('longpass', impostor), undefined, `${impostor.length} characters`);
+      assert.equal(await t.movr.authenticate('longpass', impostor), undefined, `${impostor.length} characters`);
     }
     const greek = 'ΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣΣ'; // 2 bytes each: 80 bytes
-    await movr.addUser(newUser({ username: 'greek', password: `${greek}α` }));
-    assert.equal(await movr.authenticate('greek', `${greek}β`), undefined);
-    assert.ok(await movr.authenticate('greek', `${greek}α`));
+    await t.movr.addUser(newUser({ username: 'greek', password: `${greek}α` }));
+    assert.equal(await t.movr.authenticate('greek', `${greek}β`), undefined);
+    assert.ok(await t.movr.authenticate('greek', `${greek}α`));
   });
 
   test('when a username is taken, then UsernameTakenError and no second row; the username keeps the case it was stored in', async () => {
     await addUser({ username: 'Grace_H' });
     await assert.rejects(addUser({ username: 'Grace_H', city: 'rome' }), UsernameTakenError);
     assert.equal(await count('users'), 1);
-    assert.equal((await userByUsername(kysely(), 'Grace_H'))?.username, 'Grace_H');
+    assert.equal((await userByUsername(t.db.kysely, 'Grace_H'))?.username, 'Grace_H');
   });
 
   test('when authenticating, then the right password gives the user; a wrong password and an unknown user both give undefined', async () => {
     const input = newUser();
-    const user = await movr.addUser(input);
-    const authenticated = await movr.authenticate(input.username, input.password);
+    const user = await t.movr.addUser(input);
+    const authenticated = await t.movr.authenticate(input.username, input.password);
     assert.deepEqual(authenticated, user);
     assert.equal(Object.keys(authenticated!).some((key) => /password/i.test(key)), false);
-    assert.equal(await movr.authenticate(input.username, 'wrong password'), undefined);
-    assert.equal(await movr.authenticate('nobody_here', input.password), undefined);
+    assert.equal(await t.movr.authenticate(input.username, 'wrong password'), undefined);
+    assert.equal(await t.movr.authenticate('nobody_here', input.password), undefined);
   });
 
   test('when looking users up, then getUser needs the right city, getUsers lists one city by username, and deleted users are left out', async () => {
@@ -116,26 +108,26 @@ describe('users', () => {
     const amy = await addUser({ city: 'boston', username: 'amy' });
     const gone = await addUser({ city: 'boston', username: 'gone' });
     await addUser({ city: 'seattle', username: 'sam' });
-    await movr.removeUser(gone, gone.id);
+    await t.movr.removeUser(gone, gone.id);
 
-    assert.deepEqual(await movr.getUser(zed), zed);
-    assert.equal(await movr.getUser({ id: zed.id, city: 'seattle' }), undefined);
-    assert.equal(await movr.getUser(gone), undefined);
-    assert.deepEqual(await userByUsername(kysely(), 'amy'), amy);
-    assert.equal(await userByUsername(kysely(), 'gone'), undefined);
-    assert.equal(await userByUsername(kysely(), 'nobody'), undefined);
+    assert.deepEqual(await t.movr.getUser(zed), zed);
+    assert.equal(await t.movr.getUser({ id: zed.id, city: 'seattle' }), undefined);
+    assert.equal(await t.movr.getUser(gone), undefined);
+    assert.deepEqual(await userByUsername(t.db.kysely, 'amy'), amy);
+    assert.equal(await userByUsername(t.db.kysely, 'gone'), undefined);
+    assert.equal(await userByUsername(t.db.kysely, 'nobody'), undefined);
     assert.deepEqual(
-      (await movr.getUsers('boston')).map((u) => u.username),
+      (await t.movr.getUsers('boston')).map((u) => u.username),
       ['amy', 'zed'],
     );
-    assert.deepEqual(await movr.getUsers('paris'), []);
+    assert.deepEqual(await t.movr.getUsers('paris'), []);
   });
 });
 
 describe('vehicles', () => {
   test("when a user adds a vehicle, then it is available in the owner's home city and the owner is marked as one", async () => {
     const owner = await addUser({ city: 'amsterdam' });
-    const vehicle = await movr.addVehicle(owner, { type: 'bike', color: 'blue', brand: '', location: 'Dam Square' });
+    const vehicle = await t.movr.addVehicle(owner, { type: 'bike', color: 'blue', brand: '', location: 'Dam Square' });
     assert.deepEqual(vehicle, {
       id: vehicle.id,
       city: 'amsterdam',
@@ -151,9 +143,9 @@ describe('vehicles', () => {
     assert.equal(row.city, 'amsterdam');
     assert.equal(row.owner_id, owner.id);
     assert.equal((await userRow(owner)).is_owner, true);
-    assert.equal((await movr.getUser(owner))?.isOwner, true);
+    assert.equal((await t.movr.getUser(owner))?.isOwner, true);
     assert.deepEqual(
-      (await movr.getOwnedVehicles(owner)).map((v) => v.id),
+      (await t.movr.getOwnedVehicles(owner)).map((v) => v.id),
       [vehicle.id],
     );
   });
@@ -170,15 +162,15 @@ describe('vehicles', () => {
       ORDER BY i
       RETURNING id`.execute(kysely());
     const newestFirst = rows.map((r) => r.id);
-    const removed = await movr.addVehicle(owner, scooter);
-    await movr.removeVehicle(owner, removed.id);
-    await movr.addVehicle(elsewhere, scooter);
+    const removed = await t.movr.addVehicle(owner, scooter);
+    await t.movr.removeVehicle(owner, removed.id);
+    await t.movr.addVehicle(elsewhere, scooter);
 
-    const page1 = await movr.getVehicles('paris');
+    const page1 = await t.movr.getVehicles('paris');
     assert.equal(page1.page, 1);
     assert.equal(page1.items.length, VEHICLES_PER_PAGE);
     assert.equal(page1.hasNext, true);
-    const page2 = await movr.getVehicles('paris', 2);
+    const page2 = await t.movr.getVehicles('paris', 2);
     assert.equal(page2.page, 2);
     assert.equal(page2.items.length, 5);
     assert.equal(page2.hasNext, false);
@@ -188,18 +180,18 @@ describe('vehicles', () => {
       newestFirst,
     );
     assert.ok(listed.every((v) => v.city === 'paris' && v.status !== 'removed'));
-    assert.deepEqual(await movr.getVehicles('paris', 3), { items: [], page: 3, hasNext: false });
-    assert.equal((await movr.getVehicles('rome')).items.length, 1);
+    assert.deepEqual(await t.movr.getVehicles('paris', 3), { items: [], page: 3, hasNext: false });
+    assert.equal((await t.movr.getVehicles('rome')).items.length, 1);
   });
 
   test('when someone else removes a vehicle, then ForbiddenError, checked before whether it is in use', async () => {
     const { owner, vehicle } = await addOwnerWithVehicle();
     const neighbour = await addUser();
     const traveller = await addUser({ city: 'rome' });
-    await assert.rejects(movr.removeVehicle(neighbour, vehicle.id), ForbiddenError);
-    await assert.rejects(movr.removeVehicle(traveller, vehicle.id), ForbiddenError);
-    await movr.startRide(neighbour, vehicle.id, 'new york');
-    await assert.rejects(movr.removeVehicle(traveller, vehicle.id), ForbiddenError);
+    await assert.rejects(t.movr.removeVehicle(neighbour, vehicle.id), ForbiddenError);
+    await assert.rejects(t.movr.removeVehicle(traveller, vehicle.id), ForbiddenError);
+    await t.movr.startRide(neighbour, vehicle.id, 'new york');
+    await assert.rejects(t.movr.removeVehicle(traveller, vehicle.id), ForbiddenError);
     assert.equal((await vehicleRow(vehicle)).status, 'in_use');
     assert.equal((await userRow(owner)).is_owner, true);
   });
@@ -207,31 +199,31 @@ describe('vehicles', () => {
   test('when the owner removes a vehicle in use, then RefusedError and nothing changes', async () => {
     const { owner, vehicle } = await addOwnerWithVehicle();
     const rider = await addUser();
-    await movr.startRide(rider, vehicle.id, 'new york');
+    await t.movr.startRide(rider, vehicle.id, 'new york');
     const before = await vehicleRow(vehicle);
-    await assert.rejects(movr.removeVehicle(owner, vehicle.id), RefusedError);
+    await assert.rejects(t.movr.removeVehicle(owner, vehicle.id), RefusedError);
     assert.deepEqual(await vehicleRow(vehicle), before);
     assert.equal((await userRow(owner)).is_owner, true);
   });
 
   test('when the owner removes vehicles, then they are marked removed and is_owner is cleared with the last one', async () => {
     const { owner, vehicle } = await addOwnerWithVehicle();
-    const second = await movr.addVehicle(owner, scooter);
-    await movr.removeVehicle(owner, vehicle.id);
+    const second = await t.movr.addVehicle(owner, scooter);
+    await t.movr.removeVehicle(owner, vehicle.id);
     assert.equal((await vehicleRow(vehicle)).status, 'removed');
     assert.equal((await userRow(owner)).is_owner, true);
-    await movr.removeVehicle(owner, second.id);
+    await t.movr.removeVehicle(owner, second.id);
     assert.equal((await vehicleRow(second)).status, 'removed');
     assert.equal((await userRow(owner)).is_owner, false);
     assert.equal(await count('vehicles'), 2, 'a soft delete keeps the rows');
-    assert.deepEqual(await movr.getOwnedVehicles(owner), []);
+    assert.deepEqual(await t.movr.getOwnedVehicles(owner), []);
   });
 
   test('when the vehicle is unknown or already removed, then NotFoundError', async () => {
     const { owner, vehicle } = await addOwnerWithVehicle();
-    await assert.rejects(movr.removeVehicle(owner, randomUUID()), NotFoundError);
-    await movr.removeVehicle(owner, vehicle.id);
-    await assert.rejects(movr.removeVehicle(owner, vehicle.id), NotFoundError);
+    await assert.rejects(t.movr.removeVehicle(owner, randomUUID()), NotFoundError);
+    await t.movr.removeVehicle(owner, vehicle.id);
+    await assert.rejects(t.movr.removeVehicle(owner, vehicle.id), NotFoundError);
   });
 });
 
@@ -239,7 +231,7 @@ describe('rides', () => {
   test('when a rider starts a ride on an available vehicle, then a ride begins where the vehicle stands and the vehicle is in use', async () => {
     const { vehicle } = await addOwnerWithVehicle();
     const rider = await addUser();
-    const ride = await movr.startRide(rider, vehicle.id, 'new york');
+    const ride = await t.movr.startRide(rider, vehicle.id, 'new york');
     assert.deepEqual(ride, {
       id: ride.id,
       city: 'new york',
@@ -263,8 +255,8 @@ describe('rides', () => {
 
   test('when the vehicle is already in use, then RefusedError and nothing changes', async () => {
     const { vehicle } = await addOwnerWithVehicle();
-    await movr.startRide(await addUser(), vehicle.id, 'new york');
-    await assert.rejects(movr.startRide(await addUser(), vehicle.id, 'new york'), RefusedError);
+    await t.movr.startRide(await addUser(), vehicle.id, 'new york');
+    await assert.rejects(t.movr.startRide(await addUser(), vehicle.id, 'new york'), RefusedError);
     assert.equal(await count('rides'), 1);
   });
 
@@ -272,25 +264,25 @@ describe('rides', () => {
     const { vehicle } = await addOwnerWithVehicle();
     const { vehicle: other } = await addOwnerWithVehicle();
     const rider = await addUser();
-    await movr.startRide(rider, vehicle.id, 'new york');
-    await assert.rejects(movr.startRide(rider, other.id, 'new york'), RefusedError);
+    await t.movr.startRide(rider, vehicle.id, 'new york');
+    await assert.rejects(t.movr.startRide(rider, other.id, 'new york'), RefusedError);
     assert.equal((await vehicleRow(other)).status, 'available');
     assert.equal(await count('rides'), 1);
   });
 
   test('when the vehicle is removed or unknown, then NotFoundError', async () => {
     const { owner, vehicle } = await addOwnerWithVehicle();
-    await movr.removeVehicle(owner, vehicle.id);
+    await t.movr.removeVehicle(owner, vehicle.id);
     const rider = await addUser();
-    await assert.rejects(movr.startRide(rider, vehicle.id, 'new york'), NotFoundError);
-    await assert.rejects(movr.startRide(rider, randomUUID(), 'new york'), NotFoundError);
+    await assert.rejects(t.movr.startRide(rider, vehicle.id, 'new york'), NotFoundError);
+    await assert.rejects(t.movr.startRide(rider, randomUUID(), 'new york'), NotFoundError);
     assert.equal(await count('rides'), 0);
     assert.equal((await vehicleRow(vehicle)).status, 'removed');
   });
 
   test('when an owner rides their own vehicle, then the ride starts', async () => {
     const { owner, vehicle } = await addOwnerWithVehicle();
-    const ride = await movr.startRide(owner, vehicle.id, 'new york');
+    const ride = await t.movr.startRide(owner, vehicle.id, 'new york');
     assert.equal(ride.vehicleId, vehicle.id);
     assert.equal((await vehicleRow(vehicle)).status, 'in_use');
   });
@@ -298,7 +290,7 @@ describe('rides', () => {
   test("when the vehicle is in another city than the rider's, then it is still found and the ride is kept in the vehicle's city", async () => {
     const { vehicle } = await addOwnerWithVehicle('rome');
     const rider = await addUser({ city: 'seattle' });
-    const ride = await movr.startRide(rider, vehicle.id, 'seattle');
+    const ride = await t.movr.startRide(rider, vehicle.id, 'seattle');
     assert.equal(ride.city, 'rome');
     const [row] = await rideRows();
     assert.equal(row?.city, 'rome');
@@ -309,8 +301,8 @@ describe('rides', () => {
   test('when the rider ends the ride, then end time, location and exact length are set and the vehicle is free where it was left', async () => {
     const { vehicle } = await addOwnerWithVehicle('rome');
     const rider = await addUser({ city: 'seattle' });
-    const started = await movr.startRide(rider, vehicle.id, 'rome');
-    const ended = await movr.endRide(rider, started.id, 'Colosseum', 'seattle');
+    const started = await t.movr.startRide(rider, vehicle.id, 'rome');
+    const ended = await t.movr.endRide(rider, started.id, 'Colosseum', 'seattle');
     assert.equal(ended.id, started.id);
     assert.equal(ended.endLocation, 'Colosseum');
     assert.ok(ended.endTime instanceof Date);
@@ -328,18 +320,18 @@ describe('rides', () => {
     const { vehicle } = await addOwnerWithVehicle();
     const rider = await addUser();
     const other = await addUser();
-    const ride = await movr.startRide(rider, vehicle.id, 'new york');
-    await assert.rejects(movr.endRide(other, ride.id, 'Nowhere', 'new york'), ForbiddenError);
+    const ride = await t.movr.startRide(rider, vehicle.id, 'new york');
+    await assert.rejects(t.movr.endRide(other, ride.id, 'Nowhere', 'new york'), ForbiddenError);
     assert.equal((await rideRows())[0]?.end_time, null);
     assert.equal((await vehicleRow(vehicle)).status, 'in_use');
 
-    await movr.endRide(rider, ride.id, 'Pier 17', 'new york');
+    await t.movr.endRide(rider, ride.id, 'Pier 17', 'new york');
     const [endedRow] = await rideRows();
-    await assert.rejects(movr.endRide(rider, ride.id, 'Elsewhere', 'new york'), RefusedError);
-    await assert.rejects(movr.endRide(other, ride.id, 'Elsewhere', 'new york'), ForbiddenError);
+    await assert.rejects(t.movr.endRide(rider, ride.id, 'Elsewhere', 'new york'), RefusedError);
+    await assert.rejects(t.movr.endRide(other, ride.id, 'Elsewhere', 'new york'), ForbiddenError);
     assert.deepEqual((await rideRows())[0], endedRow);
     assert.equal((await vehicleRow(vehicle)).last_location, 'Pier 17');
-    await assert.rejects(movr.endRide(rider, randomUUID(), 'Elsewhere', 'new york'), NotFoundError);
+    await assert.rejects(t.movr.endRide(rider, randomUUID(), 'Elsewhere', 'new york'), NotFoundError);
   });
 
   test("when listing a rider's rides, then only theirs, newest first, with vehicle details and lengths", async () => {
@@ -347,14 +339,14 @@ describe('rides', () => {
     const { vehicle: bike } = await addOwnerWithVehicle('boston');
     const rider = await addUser();
     const someoneElse = await addUser();
-    const first = await movr.startRide(rider, vehicle.id, 'new york');
-    await movr.endRide(rider, first.id, 'Battery Park', 'new york');
-    const second = await movr.startRide(rider, bike.id, 'new york');
-    await movr.endRide(rider, second.id, 'Fenway', 'boston');
-    const third = await movr.startRide(rider, vehicle.id, 'new york');
-    await movr.startRide(someoneElse, bike.id, 'boston');
+    const first = await t.movr.startRide(rider, vehicle.id, 'new york');
+    await t.movr.endRide(rider, first.id, 'Battery Park', 'new york');
+    const second = await t.movr.startRide(rider, bike.id, 'new york');
+    await t.movr.endRide(rider, second.id, 'Fenway', 'boston');
+    const third = await t.movr.startRide(rider, vehicle.id, 'new york');
+    await t.movr.startRide(someoneElse, bike.id, 'boston');
 
-    const rides = await movr.getRides(rider);
+    const rides = await t.movr.getRides(rider);
     assert.deepEqual(
       rides.map((r) => r.id),
       [third.id, second.id, first.id],
@@ -369,7 +361,7 @@ describe('rides', () => {
       assert.ok(ride.lengthMs !== null && ride.endTime !== null);
       assert.ok(Math.abs(ride.lengthMs - (ride.endTime.getTime() - ride.startTime.getTime())) < 1);
     }
-    assert.equal((await movr.getRides(someoneElse)).length, 1);
+    assert.equal((await t.movr.getRides(someoneElse)).length, 1);
   });
 });
 
@@ -388,41 +380,41 @@ describe('removing a user', () => {
   test('when someone else removes the account, then ForbiddenError and nothing changes', async () => {
     const user = await addUser();
     const other = await addUser();
-    await assert.rejects(movr.removeUser(other, user.id), ForbiddenError);
+    await assert.rejects(t.movr.removeUser(other, user.id), ForbiddenError);
     assert.equal((await userRow(user)).username, user.username);
   });
 
   test('when the user is riding or owns vehicles that are not removed, then RefusedError and nothing changes', async () => {
     const { owner, vehicle } = await addOwnerWithVehicle();
-    await assert.rejects(movr.removeUser(owner, owner.id), RefusedError);
+    await assert.rejects(t.movr.removeUser(owner, owner.id), RefusedError);
     const rider = await addUser();
-    const ride = await movr.startRide(rider, vehicle.id, 'new york');
-    await assert.rejects(movr.removeUser(rider, rider.id), RefusedError);
+    const ride = await t.movr.startRide(rider, vehicle.id, 'new york');
+    await assert.rejects(t.movr.removeUser(rider, rider.id), RefusedError);
     assert.equal((await userRow(owner)).username, owner.username);
     assert.equal((await userRow(rider)).username, rider.username);
 
-    await movr.endRide(rider, ride.id, 'Harlem', 'new york');
-    await movr.removeUser(rider, rider.id);
-    await movr.removeVehicle(owner, vehicle.id);
-    await movr.removeUser(owner, owner.id);
+    await t.movr.endRide(rider, ride.id, 'Harlem', 'new york');
+    await t.movr.removeUser(rider, rider.id);
+    await t.movr.removeVehicle(owner, vehicle.id);
+    await t.movr.removeUser(owner, owner.id);
     assert.equal((await userRow(owner)).username, null);
   });
 
   test('when the user removes their account, then personal data, the username and their sessions go; ride history stays', async () => {
     const input = newUser({ username: 'leaving' });
-    const user = await movr.addUser(input);
+    const user = await t.movr.addUser(input);
     const { vehicle } = await addOwnerWithVehicle();
-    const ride = await movr.startRide(user, vehicle.id, 'new york');
-    await movr.endRide(user, ride.id, 'Queens', 'new york');
+    const ride = await t.movr.startRide(user, vehicle.id, 'new york');
+    await t.movr.endRide(user, ride.id, 'Queens', 'new york');
     const stayer = await addUser();
     await kysely()
       .insertInto('sessions')
       .values([session('mine-1', user), session('mine-2', user), session('theirs', stayer), session('anonymous')])
       .execute();
 
-    await movr.removeUser(user, user.id);
+    await t.movr.removeUser(user, user.id);
     // The web layer then revokes the account's sessions (routes/users.ts): tombstones found through the index.
-    await new DatabaseSessionStore(testDb.db).revokeUser(user);
+    await new DatabaseSessionStore(t.db).revokeUser(user);
 
     const row = await userRow(user);
     assert.deepEqual(
@@ -435,26 +427,26 @@ describe('removing a user', () => {
       ['anonymous', 'theirs'],
     );
     assert.equal(await count('rides'), 1);
-    assert.equal(await movr.authenticate('leaving', input.password), undefined);
-    assert.equal(await movr.getUser(user), undefined);
-    await assert.rejects(movr.removeUser(user, user.id), AccountGoneError);
+    assert.equal(await t.movr.authenticate('leaving', input.password), undefined);
+    assert.equal(await t.movr.getUser(user), undefined);
+    await assert.rejects(t.movr.removeUser(user, user.id), AccountGoneError);
 
     const newcomer = await addUser({ username: 'leaving', city: 'paris' });
-    assert.equal((await userByUsername(kysely(), 'leaving'))?.id, newcomer.id);
+    assert.equal((await userByUsername(t.db.kysely, 'leaving'))?.id, newcomer.id);
   });
 });
 
 describe('a deleted account', () => {
   test('when an account is deleted while one of its sessions still acts, then it adds, removes, starts and ends nothing', async () => {
-    const gone = await movr.addUser(newUser({ username: 'gone' }));
+    const gone = await t.movr.addUser(newUser({ username: 'gone' }));
     const { owner, vehicle } = await addOwnerWithVehicle();
-    const ride = await movr.startRide(gone, vehicle.id, 'new york');
-    await movr.endRide(gone, ride.id, 'Queens', 'new york');
-    await movr.removeUser(gone, gone.id);
-    await assert.rejects(movr.addVehicle(gone, scooter), AccountGoneError);
-    await assert.rejects(movr.startRide(gone, vehicle.id, 'new york'), AccountGoneError);
-    const second = await movr.startRide(owner, vehicle.id, 'new york');
-    await assert.rejects(movr.endRide(gone, second.id, 'Bronx', 'new york'), ForbiddenError, 'someone else\'s ride stays forbidden');
+    const ride = await t.movr.startRide(gone, vehicle.id, 'new york');
+    await t.movr.endRide(gone, ride.id, 'Queens', 'new york');
+    await t.movr.removeUser(gone, gone.id);
+    await assert.rejects(t.movr.addVehicle(gone, scooter), AccountGoneError);
+    await assert.rejects(t.movr.startRide(gone, vehicle.id, 'new york'), AccountGoneError);
+    const second = await t.movr.startRide(owner, vehicle.id, 'new york');
+    await assert.rejects(t.movr.endRide(gone, second.id, 'Bronx', 'new york'), ForbiddenError, 'someone else\'s ride stays forbidden');
     assert.equal(await count('vehicles'), 1);
     assert.equal(await count('rides'), 2);
   });
@@ -464,7 +456,7 @@ describe('races', () => {
   test('when 20 riders start the same vehicle at once, then exactly one rides and the others are refused', async () => {
     const { vehicle } = await addOwnerWithVehicle();
     const riders = await Promise.all(Array.from({ length: 20 }, () => addUser()));
-    const outcomes = await Promise.allSettled(riders.map((rider) => movr.startRide(rider, vehicle.id, 'new york')));
+    const outcomes = await Promise.allSettled(riders.map((rider) => t.movr.startRide(rider, vehicle.id, 'new york')));
     const started = outcomes.filter((o) => o.status === 'fulfilled');
     const refused = outcomes.flatMap((o) => (o.status === 'rejected' ? [o.reason] : []));
     assert.equal(started.length, 1);
@@ -473,8 +465,8 @@ describe('races', () => {
     assert.equal(rides.length, 1);
     assert.equal(rides[0]?.id, started[0]?.value.id);
     assert.equal((await vehicleRow(vehicle)).status, 'in_use');
-    assert.equal(testDb.db.stats.failed, 19, 'the 19 refusals, and nothing else, failed');
-    assert.equal(testDb.db.stats.retryLimitReached, 0);
+    assert.equal(t.db.stats.failed, 19, 'the 19 refusals, and nothing else, failed');
+    assert.equal(t.db.stats.retryLimitReached, 0);
   });
 
   test('when one rider starts two vehicles at once, then one ride begins and the other is refused', async () => {
@@ -482,7 +474,7 @@ describe('races', () => {
       const { vehicle: a } = await addOwnerWithVehicle();
       const { vehicle: b } = await addOwnerWithVehicle();
       const rider = await addUser();
-      const outcomes = await Promise.allSettled([movr.startRide(rider, a.id, 'new york'), movr.startRide(rider, b.id, 'new york')]);
+      const outcomes = await Promise.allSettled([t.movr.startRide(rider, a.id, 'new york'), t.movr.startRide(rider, b.id, 'new york')]);
       const started = outcomes.filter((o) => o.status === 'fulfilled');
       const refused = outcomes.flatMap((o) => (o.status === 'rejected' ? [o.reason] : []));
       assert.equal(started.length, 1, `round ${round}`);
@@ -499,7 +491,7 @@ describe('races', () => {
     for (let round = 0; round < 5; round++) {
       const { owner, vehicle } = await addOwnerWithVehicle();
       const rider = await addUser();
-      const [ride, removal] = await Promise.allSettled([movr.startRide(rider, vehicle.id, 'new york'), movr.removeVehicle(owner, vehicle.id)]);
+      const [ride, removal] = await Promise.allSettled([t.movr.startRide(rider, vehicle.id, 'new york'), t.movr.removeVehicle(owner, vehicle.id)]);
       const status = (await vehicleRow(vehicle)).status;
       if (ride.status === 'fulfilled') {
         assert.equal(removal.status === 'rejected' && removal.reason instanceof RefusedError, true, `round ${round}: ${String((removal as PromiseRejectedResult).reason)}`);

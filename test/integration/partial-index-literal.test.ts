@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { type CompiledQuery, Kysely, PostgresDialect } from 'kysely';
 import type { Database } from '../../src/db/schema.js';
 import { MovR } from '../../src/movr/movr.js';
-import { startTestDatabase, type TestDatabase } from '../support/database.js';
+import { useFixture } from '../support/fixture.js';
 
 /**
  * The vehicles listing's partial index (WHERE status <> 'removed') serves a query only if the planner can prove
@@ -12,26 +12,24 @@ import { startTestDatabase, type TestDatabase } from '../support/database.js';
  * MovR sends 'removed' as a literal. Checked on PostgreSQL with plan_cache_mode = force_generic_plan.
  */
 describe('partial index predicates are literals', () => {
-  let testDb: TestDatabase;
+  const t = useFixture({ reset: false });
   let movr: MovR;
   const recorded: CompiledQuery[] = [];
 
   before(async () => {
-    testDb = await startTestDatabase();
     const kysely = new Kysely<Database>({
-      dialect: new PostgresDialect({ pool: testDb.db.pool }),
+      dialect: new PostgresDialect({ pool: t.db.pool }),
       log: (event) => {
         if (event.level === 'query') recorded.push(event.query);
       },
     });
-    // Not destroyed: it shares the test database's pool, which stop() ends.
-    movr = new MovR({ ...testDb.db, kysely }, { bcryptCost: 4 });
+    // Not destroyed: it shares the test database's pool, which the fixture closes.
+    movr = new MovR({ ...t.db, kysely }, { bcryptCost: 4 });
   });
-  after(() => testDb?.stop());
 
   /** The indexes a generic plan of `text` reads, seq scans discouraged so that only provability decides. */
   async function genericPlanIndexes(text: string, parameters: readonly unknown[]): Promise<string[]> {
-    const client = await testDb.db.pool.connect();
+    const client = await t.db.pool.connect();
     try {
       await client.query('SET plan_cache_mode = force_generic_plan');
       await client.query('SET enable_seqscan = off');

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { type CompiledQuery, Kysely, PostgresDialect } from 'kysely';
 import { BENCH_PASSWORD, type BenchData, loadBenchData } from '../../scripts/bench-data.js';
 import type { Database } from '../../src/db/schema.js';
 import { MovR } from '../../src/movr/movr.js';
 import { CITIES } from '../../src/regions.js';
-import { startTestDatabase, type TestDatabase } from '../support/database.js';
+import { useFixture } from '../support/fixture.js';
 
 /**
  * The plans PostgreSQL chooses for the queries behind each page, on generated data shaped like the bench's
@@ -32,7 +32,7 @@ const describeNode = (node: PlanNode) =>
   [node['Node Type'], node['Index Name'] && `using ${node['Index Name']}`, node['Relation Name'] && `on ${node['Relation Name']}`].filter(Boolean).join(' ');
 
 describe('query plans on realistic data', () => {
-  let testDb: TestDatabase;
+  const t = useFixture({ reset: false });
   let data: BenchData;
   let movr: MovR;
   const recorded: CompiledQuery[] = [];
@@ -52,7 +52,7 @@ describe('query plans on realistic data', () => {
 
   /** EXPLAIN (without ANALYZE, so an UPDATE changes nothing) with the query's own parameters: a custom plan. */
   async function plan(query: CompiledQuery): Promise<PlanNode[]> {
-    const { rows } = await testDb.db.pool.query(`EXPLAIN (FORMAT JSON) ${query.sql}`, [...query.parameters]);
+    const { rows } = await t.db.pool.query(`EXPLAIN (FORMAT JSON) ${query.sql}`, [...query.parameters]);
     const [{ Plan }] = rows[0]['QUERY PLAN'] as [{ Plan: PlanNode }];
     return flatten(Plan);
   }
@@ -71,18 +71,16 @@ describe('query plans on realistic data', () => {
   }
 
   before(async () => {
-    testDb = await startTestDatabase();
-    data = await loadBenchData(testDb.db.pool, SIZES);
+    data = await loadBenchData(t.db.pool, SIZES);
     const kysely = new Kysely<Database>({
-      dialect: new PostgresDialect({ pool: testDb.db.pool }),
+      dialect: new PostgresDialect({ pool: t.db.pool }),
       log: (event) => {
         if (event.level === 'query') recorded.push(event.query);
       },
     });
-    // Not destroyed: it shares the test database's pool, which stop() ends.
-    movr = new MovR({ ...testDb.db, kysely }, { bcryptCost: 4 });
+    // Not destroyed: it shares the test database's pool, which the fixture closes.
+    movr = new MovR({ ...t.db, kysely }, { bcryptCost: 4 });
   });
-  after(() => testDb?.stop());
 
   it('when the vehicles page lists a city, then it reads the listing index in order', async () => {
     const queries = await queriesOf(() => movr.getVehicles(data.heavyRiders[0]!.city, 1));

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { VEHICLE_STATUSES, VEHICLE_TYPES } from '../../src/movr/domain.js';
 import { CITIES } from '../../src/regions.js';
-import { startTestDatabase, type TestDatabase } from '../support/database.js';
+import { useFixture } from '../support/fixture.js';
 
 /**
  * Migrations are frozen in time (literal lists), so nothing but this test notices when src/regions.ts or the
@@ -17,19 +17,17 @@ function allowedValues(definition: string): string[] {
 }
 
 describe('live CHECK constraints against the modules', () => {
-  let testDb: TestDatabase;
+  const t = useFixture({ reset: false });
   let checks: Map<string, string>;
 
   before(async () => {
-    testDb = await startTestDatabase();
-    const { rows } = await testDb.db.pool.query<{ name: string; definition: string }>(
+    const { rows } = await t.db.pool.query<{ name: string; definition: string }>(
       `SELECT c.conrelid::regclass::text || '.' || c.conname AS name, pg_get_constraintdef(c.oid) AS definition
          FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
         WHERE c.contype = 'c' AND n.nspname = 'public'`,
     );
     checks = new Map(rows.map((row) => [row.name, row.definition]));
   });
-  after(() => testDb?.stop());
 
   it('when a table has a city column, then its check allows exactly the cities of src/regions.ts, in order', () => {
     for (const name of ['users.check_city', 'vehicles.check_city', 'rides.check_city', 'rides.check_rider_city']) {

@@ -1,21 +1,16 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { TransactionRetryLimitError } from '../../src/db/errors.js';
 import { type DatabaseKind, runStatement } from '../../src/db/transaction.js';
-import { startTestDatabase, type TestDatabase } from '../support/database.js';
+import { useFixture } from '../support/fixture.js';
 import { FaultInjectingPool } from '../support/fault-injection.js';
 
-let testDb: TestDatabase;
-
-before(async () => {
-  testDb = await startTestDatabase();
-});
-after(() => testDb?.stop());
+const t = useFixture({ reset: false });
 
 /** A database handle over a fault-injecting pool, with the statements of opening it forgotten. */
 async function faulty(kind: DatabaseKind, maxAttempts = 10) {
-  const pool = new FaultInjectingPool({ connectionString: testDb.connectionString, max: 2 });
-  const db = await testDb.open({ kind, pool, retry: { baseDelayMs: 0, maxAttempts } });
+  const pool = new FaultInjectingPool({ connectionString: t.connectionString, max: 2 });
+  const db = await t.open({ kind, pool, retry: { baseDelayMs: 0, maxAttempts } });
   pool.clear();
   return { db, pool };
 }

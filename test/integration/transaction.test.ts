@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, test } from 'node:test';
+import { beforeEach, describe, test } from 'node:test';
 import { sql } from 'kysely';
 import pg from 'pg';
 import type { MovrDatabase } from '../../src/db/database.js';
 import { TransactionOutcomeUnknownError, TransactionRetryLimitError } from '../../src/db/errors.js';
 import { type DatabaseKind, type RetryOptions, runTransaction, type TransactionStats, type Tx } from '../../src/db/transaction.js';
-import { startTestDatabase, type TestDatabase } from '../support/database.js';
-import { FaultInjectingPool } from '../support/fault-injection.js';
+import { useFixture } from '../support/fixture.js';
+import { type Fault, FaultInjectingPool } from '../support/fault-injection.js';
 
 const BEGIN = 'start transaction isolation level serializable';
 const SAVEPOINT = 'SAVEPOINT cockroach_restart';
@@ -18,22 +18,18 @@ const UPDATE = 'UPDATE test_counters SET n = n + 1 WHERE id = 1';
 const SELECT = 'SELECT n FROM test_counters WHERE id = 1';
 const ROWS = 8;
 
-let testDb: TestDatabase;
-
-before(async () => {
-  testDb = await startTestDatabase();
-  await sql`CREATE TABLE test_counters (id int PRIMARY KEY, n int NOT NULL CONSTRAINT test_counters_n_check CHECK (n >= 0))`.execute(
-    testDb.db.kysely,
-  );
+const t = useFixture({
+  reset: false,
+  setup: ({ db }) => sql`CREATE TABLE test_counters (id int PRIMARY KEY, n int NOT NULL CONSTRAINT test_counters_n_check CHECK (n >= 0))`.execute(db.kysely),
 });
-after(() => testDb?.stop());
+
 beforeEach(async () => {
-  await sql`TRUNCATE test_counters`.execute(testDb.db.kysely);
-  await sql`INSERT INTO test_counters (id, n) SELECT i, 0 FROM generate_series(1, ${ROWS}) AS i`.execute(testDb.db.kysely);
+  await sql`TRUNCATE test_counters`.execute(t.db.kysely);
+  await sql`INSERT INTO test_counters (id, n) SELECT i, 0 FROM generate_series(1, ${ROWS}) AS i`.execute(t.db.kysely);
 });
 
 async function counters(): Promise<number[]> {
-  const { rows } = await sql<{ n: number }>`SELECT n FROM test_counters ORDER BY id`.execute(testDb.db.kysely);
+  const { rows } = await sql<{ n: number }>`SELECT n FROM test_counters ORDER BY id`.execute(t.db.kysely);
   return rows.map((row) => row.n);
 }
 
@@ -54,10 +50,30 @@ function stats(values: Partial<TransactionStats>): TransactionStats {
 
 /** A database handle over a fault-injecting pool, with the statements of opening it forgotten. */
 async function faulty(kind: DatabaseKind, retry: Partial<RetryOptions> = { baseDelayMs: 0 }) {
-  const pool = new FaultInjectingPool({ connectionString: testDb.connectionString, max: 2 });
-  const db = await testDb.open({ kind, pool, retry });
+  const pool = new FaultInjectingPool({ connectionString: t.connectionString, max: 2 });
+  const db = await t.open({ kind, pool, retry });
   pool.clear();
   return { db, pool };
+}
+
+/** A fault-injecting handle (see faulty) with `faults` armed. */
+async function armed(kind: DatabaseKind, faults: Fault[], retry?: Partial<RetryOptions>) {
+  const handle = await faulty(kind, retry);
+  for (const fault of faults) handle.pool.inject(fault);
+  return handle;
+}
+
+/** Runs `increment` once on a handle with `faults` armed; it must return 1. */
+async function incrementOnce(kind: DatabaseKind, ...faults: Fault[]) {
+  const handle = await armed(kind, faults);
+  assert.equal(await runTransaction(handle.db, increment), 1);
+  return handle;
+}
+
+/** Counter 1 holds `value`, and the handle's statistics are `expected`. */
+async function assertCounter(db: MovrDatabase, value: number, expected: Partial<TransactionStats>) {
+  assert.equal((await counters())[0], value);
+  assert.deepEqual(statsOf(db), stats(expected));
 }
 
 /** Lets `parties` callers through together, so that every transaction has read before any writes. */
@@ -84,58 +100,58 @@ function barrier(parties: number) {
 describe('PostgreSQL path under real contention', () => {
   const contended = { maxAttempts: 50, baseDelayMs: 2, maxDelayMs: 50 };
 
+  /** `n` transactions at once, each reading, waiting (on its first attempt) until all have read, then writing. */
+  async function race(n: number, read: (tx: Tx) => Promise<number>, write: (tx: Tx, value: number, i: number) => Promise<unknown>) {
+    const db = await t.open({ poolSize: n, retry: contended });
+    const gate = barrier(n);
+    await Promise.all(
+      Array.from({ length: n }, async (_, i) => {
+        let first = true;
+        await runTransaction(db, async (tx) => {
+          const value = await read(tx);
+          if (first) {
+            first = false;
+            await gate.wait();
+          }
+          await write(tx, value, i);
+        });
+      }),
+    );
+    await db.close();
+    return db;
+  }
+
+  /** Each of the `n` committed once, some after a retry, and none failed. */
+  function assertEachCommittedOnce(db: MovrDatabase, n: number) {
+    const s = statsOf(db);
+    assert.equal(s.committed, n);
+    assert.ok(s.retries > 0, 'some transaction must have been retried');
+    assert.equal(s.attempts, s.committed + s.retries);
+    assert.equal(s.failed, 0);
+  }
+
   for (const n of [2, 8]) {
     test(`when ${n} transactions read a counter and write it back plus one, then each commits exactly once (no lost update)`, async () => {
-      const db = await testDb.open({ poolSize: n, retry: contended });
-      assert.equal(db.kind, 'postgres');
-      const gate = barrier(n);
-      await Promise.all(
-        Array.from({ length: n }, async () => {
-          let first = true;
-          await runTransaction(db, async (tx) => {
-            const { rows } = await sql<{ n: number }>`SELECT n FROM test_counters WHERE id = 1`.execute(tx);
-            if (first) {
-              first = false;
-              await gate.wait();
-            }
-            await sql`UPDATE test_counters SET n = ${rows[0]!.n + 1} WHERE id = 1`.execute(tx);
-          });
-        }),
+      const db = await race(
+        n,
+        async (tx) => (await sql<{ n: number }>`SELECT n FROM test_counters WHERE id = 1`.execute(tx)).rows[0]!.n,
+        (tx, value) => sql`UPDATE test_counters SET n = ${value + 1} WHERE id = 1`.execute(tx),
       );
+      assert.equal(db.kind, 'postgres');
       assert.equal((await counters())[0], n);
-      const s = statsOf(db);
-      assert.equal(s.committed, n);
-      assert.ok(s.retries > 0, 'some transaction must have been retried');
-      assert.equal(s.attempts, s.committed + s.retries);
-      assert.equal(s.failed, 0);
-      await db.close();
+      assertEachCommittedOnce(db, n);
     });
 
     test(`when ${n} transactions each read the sum of all counters and write it plus one to their own, then the result is serial (no write skew)`, async () => {
-      const db = await testDb.open({ poolSize: n, retry: contended });
-      const gate = barrier(n);
-      await Promise.all(
-        Array.from({ length: n }, async (_, i) => {
-          let first = true;
-          await runTransaction(db, async (tx) => {
-            const { rows } = await sql<{ total: number }>`SELECT sum(n)::int AS total FROM test_counters`.execute(tx);
-            if (first) {
-              first = false;
-              await gate.wait();
-            }
-            await sql`UPDATE test_counters SET n = ${rows[0]!.total + 1} WHERE id = ${i + 1}`.execute(tx);
-          });
-        }),
+      const db = await race(
+        n,
+        async (tx) => (await sql<{ total: number }>`SELECT sum(n)::int AS total FROM test_counters`.execute(tx)).rows[0]!.total,
+        (tx, total, i) => sql`UPDATE test_counters SET n = ${total + 1} WHERE id = ${i + 1}`.execute(tx),
       );
       // Serially, each transaction sees every earlier one's write: the k-th writes (2^k - 1) + 1.
       const written = (await counters()).slice(0, n).sort((a, b) => a - b);
       assert.deepEqual(written, Array.from({ length: n }, (_, k) => 2 ** k));
-      const s = statsOf(db);
-      assert.equal(s.committed, n);
-      assert.ok(s.retries > 0, 'some transaction must have been retried');
-      assert.equal(s.attempts, s.committed + s.retries);
-      assert.equal(s.failed, 0);
-      await db.close();
+      assertEachCommittedOnce(db, n);
     });
   }
 });
@@ -149,72 +165,51 @@ describe('CockroachDB retry protocol, driven against PostgreSQL with injected fa
   });
 
   test("when the callback's first statement gets 40001, then it rolls back to the savepoint and reruns in the same transaction", async () => {
-    const { db, pool } = await faulty('cockroachdb');
-    pool.inject({ match: UPDATE, code: '40001' });
-    assert.equal(await runTransaction(db, increment), 1);
+    const { db, pool } = await incrementOnce('cockroachdb', { match: UPDATE, code: '40001' });
     assert.deepEqual(pool.trace(), [BEGIN, SAVEPOINT, `${UPDATE} !40001`, ROLLBACK_TO, UPDATE, SELECT, RELEASE, COMMIT]);
     assert.equal(new Set(pool.statements.map((s) => s.backendPid)).size, 1, 'one connection, one transaction');
-    assert.equal((await counters())[0], 1);
-    assert.deepEqual(statsOf(db), stats({ attempts: 2, retries: 1, committed: 1 }));
+    await assertCounter(db, 1, { attempts: 2, retries: 1, committed: 1 });
   });
 
   test('when a later statement gets 40001, then the earlier write is undone by ROLLBACK TO SAVEPOINT and made once', async () => {
-    const { db, pool } = await faulty('cockroachdb');
-    pool.inject({ match: SELECT, code: '40001' });
-    assert.equal(await runTransaction(db, increment), 1);
+    const { db, pool } = await incrementOnce('cockroachdb', { match: SELECT, code: '40001' });
     assert.deepEqual(pool.trace(), [BEGIN, SAVEPOINT, UPDATE, `${SELECT} !40001`, ROLLBACK_TO, UPDATE, SELECT, RELEASE, COMMIT]);
-    assert.equal((await counters())[0], 1);
-    assert.deepEqual(statsOf(db), stats({ attempts: 2, retries: 1, committed: 1 }));
+    await assertCounter(db, 1, { attempts: 2, retries: 1, committed: 1 });
   });
 
   test('when RELEASE SAVEPOINT gets 40001, then it is retried like the callback: ROLLBACK TO SAVEPOINT and rerun', async () => {
-    const { db, pool } = await faulty('cockroachdb');
-    pool.inject({ match: /^RELEASE SAVEPOINT/i, code: '40001' });
-    assert.equal(await runTransaction(db, increment), 1);
+    const { db, pool } = await incrementOnce('cockroachdb', { match: /^RELEASE SAVEPOINT/i, code: '40001' });
     assert.deepEqual(pool.trace(), [BEGIN, SAVEPOINT, UPDATE, SELECT, `${RELEASE} !40001`, ROLLBACK_TO, UPDATE, SELECT, RELEASE, COMMIT]);
-    assert.equal((await counters())[0], 1);
-    assert.deepEqual(statsOf(db), stats({ attempts: 2, retries: 1, committed: 1 }));
+    await assertCounter(db, 1, { attempts: 2, retries: 1, committed: 1 });
   });
 
   test('when COMMIT gets 40001, then a whole new transaction is begun', async () => {
-    const { db, pool } = await faulty('cockroachdb');
-    pool.inject({ match: COMMIT, code: '40001' });
-    assert.equal(await runTransaction(db, increment), 1);
+    const { db, pool } = await incrementOnce('cockroachdb', { match: COMMIT, code: '40001' });
     assert.deepEqual(pool.trace(), [
       ...[BEGIN, SAVEPOINT, UPDATE, SELECT, RELEASE, `${COMMIT} !40001`, ROLLBACK],
       ...[BEGIN, SAVEPOINT, UPDATE, SELECT, RELEASE, COMMIT],
     ]);
-    assert.equal((await counters())[0], 1);
-    assert.deepEqual(statsOf(db), stats({ attempts: 2, retries: 1, committed: 1 }));
+    await assertCounter(db, 1, { attempts: 2, retries: 1, committed: 1 });
   });
 
   test('when the 2nd COMMIT gets 40001 too, then a third transaction commits', async () => {
-    const { db, pool } = await faulty('cockroachdb');
-    pool.inject({ match: COMMIT, code: '40001', nth: 1 }).inject({ match: COMMIT, code: '40001', nth: 2 });
-    assert.equal(await runTransaction(db, increment), 1);
+    const { db, pool } = await incrementOnce('cockroachdb', { match: COMMIT, code: '40001', nth: 1 }, { match: COMMIT, code: '40001', nth: 2 });
     assert.equal(pool.trace().filter((s) => s === BEGIN).length, 3);
-    assert.equal((await counters())[0], 1);
-    assert.deepEqual(statsOf(db), stats({ attempts: 3, retries: 2, committed: 1 }));
+    await assertCounter(db, 1, { attempts: 3, retries: 2, committed: 1 });
   });
 });
 
 describe('PostgreSQL path with injected faults', () => {
   test('when a statement gets 40001, then the transaction is rolled back and a new one begun', async () => {
-    const { db, pool } = await faulty('postgres');
-    pool.inject({ match: SELECT, code: '40001' });
-    assert.equal(await runTransaction(db, increment), 1);
+    const { db, pool } = await incrementOnce('postgres', { match: SELECT, code: '40001' });
     assert.deepEqual(pool.trace(), [BEGIN, UPDATE, `${SELECT} !40001`, ROLLBACK, BEGIN, UPDATE, SELECT, COMMIT]);
-    assert.equal((await counters())[0], 1);
-    assert.deepEqual(statsOf(db), stats({ attempts: 2, retries: 1, committed: 1 }));
+    await assertCounter(db, 1, { attempts: 2, retries: 1, committed: 1 });
   });
 
   test('when COMMIT gets 40001, then a new transaction is begun', async () => {
-    const { db, pool } = await faulty('postgres');
-    pool.inject({ match: COMMIT, code: '40001' });
-    assert.equal(await runTransaction(db, increment), 1);
+    const { db, pool } = await incrementOnce('postgres', { match: COMMIT, code: '40001' });
     assert.deepEqual(pool.trace(), [BEGIN, UPDATE, SELECT, `${COMMIT} !40001`, ROLLBACK, BEGIN, UPDATE, SELECT, COMMIT]);
-    assert.equal((await counters())[0], 1);
-    assert.deepEqual(statsOf(db), stats({ attempts: 2, retries: 1, committed: 1 }));
+    await assertCounter(db, 1, { attempts: 2, retries: 1, committed: 1 });
   });
 });
 
@@ -245,8 +240,7 @@ describe('40003: outcome unknown', () => {
 
 describe('retry limit', () => {
   test('when every attempt gets 40001 (CockroachDB protocol), then TransactionRetryLimitError after maxAttempts and nothing written', async () => {
-    const { db, pool } = await faulty('cockroachdb', { maxAttempts: 4, baseDelayMs: 0 });
-    pool.inject({ match: SELECT, code: '40001', nth: 'every' });
+    const { db, pool } = await armed('cockroachdb', [{ match: SELECT, code: '40001', nth: 'every' }], { maxAttempts: 4, baseDelayMs: 0 });
     await assert.rejects(runTransaction(db, increment), (error: unknown) => {
       assert.ok(error instanceof TransactionRetryLimitError, String(error));
       assert.equal(error.attempts, 4);
@@ -255,27 +249,22 @@ describe('retry limit', () => {
     });
     const failed = [UPDATE, `${SELECT} !40001`];
     assert.deepEqual(pool.trace(), [BEGIN, SAVEPOINT, ...failed, ROLLBACK_TO, ...failed, ROLLBACK_TO, ...failed, ROLLBACK_TO, ...failed, ROLLBACK]);
-    assert.equal((await counters())[0], 0);
-    assert.deepEqual(statsOf(db), stats({ attempts: 4, retries: 3, failed: 1, retryLimitReached: 1 }));
+    await assertCounter(db, 0, { attempts: 4, retries: 3, failed: 1, retryLimitReached: 1 });
   });
 
   test('when every attempt gets 40001 (PostgreSQL), then TransactionRetryLimitError after maxAttempts transactions and nothing written', async () => {
-    const { db, pool } = await faulty('postgres', { maxAttempts: 3, baseDelayMs: 0 });
-    pool.inject({ match: SELECT, code: '40001', nth: 'every' });
+    const { db, pool } = await armed('postgres', [{ match: SELECT, code: '40001', nth: 'every' }], { maxAttempts: 3, baseDelayMs: 0 });
     await assert.rejects(runTransaction(db, increment), (error: unknown) => error instanceof TransactionRetryLimitError && error.attempts === 3);
     const once = [BEGIN, UPDATE, `${SELECT} !40001`, ROLLBACK];
     assert.deepEqual(pool.trace(), [...once, ...once, ...once]);
-    assert.equal((await counters())[0], 0);
-    assert.deepEqual(statsOf(db), stats({ attempts: 3, retries: 2, failed: 1, retryLimitReached: 1 }));
+    await assertCounter(db, 0, { attempts: 3, retries: 2, failed: 1, retryLimitReached: 1 });
   });
 
   test('when COMMIT keeps getting 40001, then the limit counts those attempts too', async () => {
-    const { db, pool } = await faulty('cockroachdb', { maxAttempts: 2, baseDelayMs: 0 });
-    pool.inject({ match: COMMIT, code: '40001', nth: 'every' });
+    const { db, pool } = await armed('cockroachdb', [{ match: COMMIT, code: '40001', nth: 'every' }], { maxAttempts: 2, baseDelayMs: 0 });
     await assert.rejects(runTransaction(db, increment), (error: unknown) => error instanceof TransactionRetryLimitError && error.attempts === 2);
     assert.equal(pool.trace().filter((s) => s === BEGIN).length, 2);
-    assert.equal((await counters())[0], 0);
-    assert.deepEqual(statsOf(db), stats({ attempts: 2, retries: 1, failed: 1, retryLimitReached: 1 }));
+    await assertCounter(db, 0, { attempts: 2, retries: 1, failed: 1, retryLimitReached: 1 });
   });
 });
 
@@ -354,7 +343,7 @@ describe('PostgreSQL fact: the savepoint protocol cannot retry a real conflict',
    * PostgreSQL (db-study §3, S1) and keeps the savepoint loop for CockroachDB only.
    */
   async function conflict(kind: DatabaseKind) {
-    const db = await testDb.open({ kind, retry: { maxAttempts: 4, baseDelayMs: 1, maxDelayMs: 5 } });
+    const db = await t.open({ kind, retry: { maxAttempts: 4, baseDelayMs: 1, maxDelayMs: 5 } });
     const reads: number[] = [];
     let first = true;
     const outcome = runTransaction(db, async (tx) => {
@@ -363,7 +352,7 @@ describe('PostgreSQL fact: the savepoint protocol cannot retry a real conflict',
       if (first) {
         first = false;
         // Another session commits a change after this transaction took its snapshot.
-        await sql`UPDATE test_counters SET n = 100 WHERE id = 1`.execute(testDb.db.kysely);
+        await sql`UPDATE test_counters SET n = 100 WHERE id = 1`.execute(t.db.kysely);
       }
       await sql`UPDATE test_counters SET n = ${rows[0]!.n + 1} WHERE id = 1`.execute(tx);
     });
@@ -399,7 +388,7 @@ describe('the callback cannot end its transaction', () => {
 
   test('when the callback looks for commit or rollback on its handle, then there are none', async () => {
     assert.equal(hasCommit || hasRollback, false);
-    await runTransaction(testDb.db, async (tx) => {
+    await runTransaction(t.db, async (tx) => {
       assert.equal('commit' in tx, false);
       assert.equal('rollback' in tx, false);
       // Nor can it open another transaction on the same connection.

@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { findFreePort } from '../../src/db/embedded-postgres.js';
+import { freePort } from '../support/cluster.js';
 import { embeddedConnectionString, freshDataDir, killGroup, postmasterPid } from '../support/server-process.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -25,7 +25,7 @@ const dataDir = freshDataDir();
 
 /** `npm run demo:global` without npm: the launcher in its own process group, as in a terminal. */
 async function startDemo(): Promise<Demo> {
-  const port = await findFreePort(20_000 + Math.floor(Math.random() * 10_000));
+  const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/demo-global.ts'], {
     cwd: ROOT,
     detached: true,

@@ -4,7 +4,7 @@ import { rmSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { findFreePort } from '../../src/db/embedded-postgres.js';
+import { freePort } from '../support/cluster.js';
 import {
   embeddedConnectionString,
   freshDataDir,
@@ -37,6 +37,27 @@ function newDataDir() {
   const dir = freshDataDir();
   dataDirs.push(dir);
   return dir;
+}
+
+/** A data directory a server has already made (cluster, demo data) and stopped cleanly: the first test's. */
+let served: string | undefined;
+
+/**
+ * A copy of a served data directory, for the tests about restarts: their server starts as it restarts,
+ * without a first start's initdb and demo data, which the first test covers.
+ */
+async function servedDataDirCopy() {
+  if (!served) {
+    const dir = newDataDir();
+    const server = await start(dir);
+    killGroup(server.child, 'SIGTERM');
+    assert.equal((await server.exited).code, 0);
+    served = dir;
+  }
+  const copy = newDataDir();
+  // -a: as root the cluster belongs to `postgres`, and must stay so.
+  execFileSync('cp', ['-a', `${served}/.`, copy]);
+  return copy;
 }
 
 async function waitForPostmasterGone(dataDir: string, timeoutMs: number) {
@@ -81,10 +102,11 @@ describe('the server process', () => {
     assert.equal(again.output().match(/Demo login: username "(\w+)", password "([^"]+)"/)?.[2], login[2]);
     killGroup(again.child, 'SIGTERM');
     assert.equal((await again.exited).code, 0);
+    served = dataDir;
   });
 
   test('when Ctrl-C reaches the whole process group twice mid-request, then the request finishes, the database stops and the process exits within 10 s', async () => {
-    const dataDir = newDataDir();
+    const dataDir = await servedDataDirCopy();
     const server = await start(dataDir);
     const { cookie, csrf } = await signUpForm(server.url);
 
@@ -116,8 +138,8 @@ describe('the server process', () => {
   });
 
   test('when WEB_CONCURRENCY is 2, then two workers serve the port on one database, /metrics on METRICS_PORT adds them up, and SIGTERM stops them all and the database within 10 s', async () => {
-    const dataDir = newDataDir();
-    const metricsPort = await findFreePort(20_000 + Math.floor(Math.random() * 10_000));
+    const dataDir = await servedDataDirCopy();
+    const metricsPort = await freePort();
     const server = await startServerProcess({ dataDir, env: { WEB_CONCURRENCY: '2', METRICS_PORT: String(metricsPort) } });
     started.push(server);
     const workers = execFileSync('pgrep', ['-x', 'node', '-P', String(server.child.pid)], { encoding: 'utf8' }).trim().split('\n').filter(Boolean);
@@ -139,7 +161,7 @@ describe('the server process', () => {
   });
 
   test('when the app is SIGKILLed and its database left running, then the next start on the same data works', async () => {
-    const dataDir = newDataDir();
+    const dataDir = await servedDataDirCopy();
     const first = await start(dataDir);
     const orphan = postmasterPid(dataDir);
     assert.ok(orphan);
@@ -156,7 +178,7 @@ describe('the server process', () => {
   });
 
   test('when the app and its database were both SIGKILLed, then the next start recovers', async () => {
-    const dataDir = newDataDir();
+    const dataDir = await servedDataDirCopy();
     const first = await start(dataDir);
     const pid = postmasterPid(dataDir)!;
     first.child.kill('SIGKILL');

@@ -9,7 +9,7 @@ import type { NewVehicleRow } from '../../src/db/schema.js';
 import { MovR } from '../../src/movr/movr.js';
 import { createMetrics, type Metrics, metricsHandler } from '../../src/web/metrics.js';
 import type { City } from '../../src/regions.js';
-import type { TestDatabase } from './database.js';
+import { SESSION_COOKIE } from '../../src/web/session.js';
 
 export type Agent = InstanceType<typeof TestAgent>;
 
@@ -25,17 +25,27 @@ export interface TestApp {
   agent(): Agent;
 }
 
-/** The real app over the test database, as server.ts builds it, with a quiet logger and cheap bcrypt. */
-export function buildTestApp(
-  testDb: TestDatabase,
-  { env = {}, rateLimits, db = testDb.db }: { env?: Record<string, string>; rateLimits?: Partial<RateLimits>; db?: MovrDatabase } = {},
-): TestApp {
+export interface AppOptions {
+  /** Environment variables for loadConfig, over the tests' own. */
+  env?: Record<string, string>;
+  rateLimits?: Partial<RateLimits>;
+  /** Another handle than the test database's own, e.g. through a proxy or a fault-injecting pool. */
+  db?: MovrDatabase;
+}
+
+/** The real app over a database, as server.ts builds it, with a quiet logger and cheap bcrypt. */
+export function buildTestApp(database: MovrDatabase, { env = {}, rateLimits, db = database }: AppOptions = {}): TestApp {
   const config = withSecretKey(loadConfig({ NODE_ENV: 'test', SECRET_KEY: 'test-secret-that-is-at-least-32-characters', MOVR_DATA_DIR: '/nonexistent', ...env }));
   const movr = new MovR(db, { bcryptCost: 4 });
   const metrics = createMetrics(db.stats);
   const lifecycle: Lifecycle = { draining: false };
   const app = createApp({ config, db, movr, metrics, lifecycle, logger: pino({ level: 'silent' }), rateLimits: { registrations: 1000, failedLoginsPerClient: 1000, ...rateLimits } });
   return { app, config, movr, metrics, lifecycle, metricsClient: () => request(metricsHandler(metrics.registry)), agent: () => request.agent(app) };
+}
+
+/** The Set-Cookie line a response sent for one cookie (the session's by default), if any. */
+export function cookie(response: { headers: Record<string, unknown> }, name = SESSION_COOKIE): string | undefined {
+  return ([] as string[]).concat((response.headers['set-cookie'] as string[] | undefined) ?? []).find((line) => line.startsWith(`${name}=`));
 }
 
 /** The `_csrf` value of the first form on a page. */
@@ -86,13 +96,13 @@ export async function formPost(agent: Agent, path: string, fields: Record<string
 }
 
 /** Puts a vehicle straight into the database for a rider (marked an owner), returning its id. */
-export async function insertVehicle(testDb: TestDatabase, owner: Rider, fields: Partial<NewVehicleRow> = {}): Promise<string> {
-  const row = await testDb.db.kysely
+export async function insertVehicle(db: MovrDatabase, owner: Rider, fields: Partial<NewVehicleRow> = {}): Promise<string> {
+  const row = await db.kysely
     .insertInto('vehicles')
     .values({ city: owner.city, owner_id: owner.id, type: 'scooter', color: 'red', brand: '', last_location: 'Main Street', ...fields })
     .returning('id')
     .executeTakeFirstOrThrow();
-  await testDb.db.kysely.updateTable('users').set({ is_owner: true }).where('city', '=', owner.city).where('id', '=', owner.id).execute();
+  await db.kysely.updateTable('users').set({ is_owner: true }).where('city', '=', owner.city).where('id', '=', owner.id).execute();
   return row.id;
 }
 

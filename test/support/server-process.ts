@@ -1,10 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { findFreePort } from '../../src/db/embedded-postgres.js';
+import { freePort, tempDir } from './cluster.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -19,18 +18,14 @@ export interface ServerProcess {
 }
 
 /** A fresh data directory the `postgres` user can reach when the tests run as root. */
-export function freshDataDir(): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'movr-server-'));
-  chmodSync(dir, 0o755);
-  return dir;
-}
+export const freshDataDir = () => tempDir('movr-server-');
 
 /**
  * Runs the real server (src/server.ts through tsx) as its own process group, like `npm start` in a terminal,
  * and waits until it prints its URL.
  */
 export async function startServerProcess({ dataDir = freshDataDir(), env = {} }: { dataDir?: string; env?: Record<string, string> } = {}): Promise<ServerProcess> {
-  const port = await findFreePort(20_000 + Math.floor(Math.random() * 10_000));
+  const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
     cwd: ROOT,
     detached: true,

@@ -1,4 +1,4 @@
--- MovR schema version 2 for CockroachDB: the classic geo-partitioned layout. The city-keyed tables and their
+-- MovR schema version 3 for CockroachDB: the classic geo-partitioned layout. The city-keyed tables and their
 -- indexes are partitioned by city, one partition per region, each partition pinned to its region by a zone config.
 -- For CockroachDB's multi-region SQL (REGIONAL BY ROW tables) load dbinit-multiregion.sql instead, not both.
 --
@@ -88,6 +88,7 @@ CREATE TABLE vehicles (
     last_location STRING NOT NULL,
     color STRING NOT NULL,
     brand STRING NOT NULL DEFAULT '',
+    located_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     CONSTRAINT vehicles_pkey PRIMARY KEY (city, id),
     CONSTRAINT check_city CHECK (city IN ('new york', 'boston', 'washington dc', 'san francisco', 'seattle', 'los angeles', 'amsterdam', 'paris', 'rome')),
     CONSTRAINT check_type CHECK (type IN ('bike', 'scooter', 'skateboard')),
@@ -245,11 +246,11 @@ CREATE TABLE rate_limits (
 -- Expired counters are pruned by reset_at.
 CREATE INDEX rate_limits_reset_at_idx ON rate_limits (reset_at);
 
--- The app reads it at start and refuses to run when it is missing or older than version 2. Not partitioned: it lives
+-- The app reads it at start and refuses to run when it is missing or older than version 3. Not partitioned: it lives
 -- in the default replication zone.
 CREATE TABLE schema_info (
     version INT NOT NULL,
     CONSTRAINT schema_info_pkey PRIMARY KEY (version)
 ) WITH (schema_locked = false);
 
-INSERT INTO schema_info (version) VALUES (2);
+INSERT INTO schema_info (version) VALUES (3);

@@ -41,6 +41,7 @@ export type Mode = 'partitioned' | 'multiRegion';
 
 /** What each schema version after the first changed, for the upgrade files' headers. */
 const CHANGES: Record<number, string> = {
+  3: 'vehicles record when they arrived where they stand (located_at), so riders see how long one has been waiting',
   2:
     'sessions name their user (user_city, user_id, indexed) and can be revoked (a tombstone until they expire); a ' +
     'rate_limits table holds the log-in and sign-up counters every app instance shares',
@@ -51,6 +52,14 @@ const CHANGES: Record<number, string> = {
  * its new indexes: the same as the PostgreSQL migration of that version does.
  */
 const DATA_CHANGES: Record<number, readonly { why: string; sql: string }[]> = {
+  3: [
+    {
+      why:
+        'Vehicles that existed before take the end of their last ride, else the day they were added (as\n' +
+        '-- src/db/migrations/003-vehicle-located-at.ts does); loading this file again sets the same values.',
+      sql: 'UPDATE vehicles SET located_at = COALESCE((SELECT max(r.end_time) FROM rides r WHERE r.city = vehicles.city AND r.vehicle_id = vehicles.id), date_added)',
+    },
+  ],
   2: [
     {
       why:
@@ -197,6 +206,7 @@ export function cockroachSchema(
         col('last_location', 'STRING', true),
         col('color', 'STRING', true),
         col('brand', 'STRING', true, "''"),
+        col('located_at', 'TIMESTAMPTZ', true, 'now()', 3),
       ],
       primaryKey: ['city', 'id'],
       checks: [

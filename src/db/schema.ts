@@ -5,7 +5,7 @@ import type { City } from '../regions.js';
 /** The one description of MovR's tables: migrations, queries and the CockroachDB DDL agree with it. */
 
 /** Bump when the schema changes; CockroachDB DDL files record it in `schema_info` and the app checks it at start. */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 /** A timestamptz the database fills in by default. */
 type DefaultTimestamp = ColumnType<Date, Date | string | undefined, Date | string>;
@@ -33,6 +33,8 @@ export interface VehiclesTable {
   last_location: string;
   color: string;
   brand: string;
+  /** When it arrived where it stands: added there, or a ride ended there. */
+  located_at: DefaultTimestamp;
 }
 
 export interface RidesTable {

@@ -186,6 +186,11 @@ export async function loadDemoData(db: MovrDatabase, options: DemoDataOptions = 
       .insertInto('rides')
       .values(rides.map((ride) => ({ ...ride, length: sql`${ride.end_time}::timestamptz - ${ride.start_time}::timestamptz` })))
       .execute();
+    // Each vehicle has stood where it is since its last ride ended, or since it was added.
+    await tx
+      .updateTable('vehicles')
+      .set({ located_at: sql`COALESCE((SELECT max(r.end_time) FROM rides r WHERE r.city = vehicles.city AND r.vehicle_id = vehicles.id), date_added)` })
+      .execute();
     return true;
   });
   return created ? { username: DEMO_USERNAME, password } : undefined;

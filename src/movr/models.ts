@@ -28,6 +28,8 @@ export interface Vehicle {
   readonly location: string;
   readonly color: string;
   readonly brand: string;
+  /** When it arrived where it stands. */
+  readonly locatedAt: Date;
 }
 
 export interface Ride {
@@ -77,7 +79,7 @@ export const toUser = (row: Pick<UserRow, 'id' | 'city' | 'username' | 'first_na
   isOwner: row.is_owner,
 });
 
-export const toVehicle = (row: Pick<VehicleRow, 'id' | 'city' | 'type' | 'owner_id' | 'date_added' | 'status' | 'last_location' | 'color' | 'brand'>): Vehicle => ({
+export const toVehicle = (row: Pick<VehicleRow, 'id' | 'city' | 'type' | 'owner_id' | 'date_added' | 'status' | 'last_location' | 'color' | 'brand' | 'located_at'>): Vehicle => ({
   id: row.id,
   city: row.city,
   type: row.type,
@@ -87,4 +89,5 @@ export const toVehicle = (row: Pick<VehicleRow, 'id' | 'city' | 'type' | 'owner_
   location: row.last_location,
   color: row.color,
   brand: row.brand,
+  locatedAt: row.located_at,
 });

@@ -1,4 +1,4 @@
-import { type Kysely, sql } from 'kysely';
+import { type Kysely, type RawBuilder, sql } from 'kysely';
 import { SQLSTATE, sqlState, violatedConstraint } from '../db/errors.js';
 import type { Database } from '../db/schema.js';
 import type { Tx } from '../db/transaction.js';
@@ -16,7 +16,7 @@ export const VEHICLES_PER_PAGE = 50;
 export const RIDES_SHOWN = 100;
 
 const USER_COLUMNS = ['id', 'city', 'username', 'first_name', 'last_name', 'email', 'is_owner'] as const;
-const VEHICLE_COLUMNS = ['id', 'city', 'type', 'owner_id', 'date_added', 'status', 'last_location', 'color', 'brand'] as const;
+const VEHICLE_COLUMNS = ['id', 'city', 'type', 'owner_id', 'date_added', 'status', 'last_location', 'color', 'brand', 'located_at'] as const;
 
 const ALREADY_RIDING = 'You are already on a ride: end it before starting another.';
 const NOT_AVAILABLE = 'That vehicle is not available right now.';
@@ -155,7 +155,7 @@ export async function endRide(tx: Tx, rider: UserRef, rideId: string, location: 
     .where('city', '=', ride.city)
     .where('id', '=', ride.id)
     .execute();
-  await moveVehicle(tx, { city: ride.city, id: ride.vehicle_id }, 'in_use', { status: 'available', last_location: location });
+  await moveVehicle(tx, { city: ride.city, id: ride.vehicle_id }, 'in_use', { status: 'available', last_location: location, located_at: sql<Date>`now()` });
   return readRide(tx, ride.city, ride.id);
 }
 
@@ -195,7 +195,7 @@ async function moveVehicle(
   tx: Tx,
   vehicle: { city: City; id: string },
   from: VehicleStatus,
-  changes: { status: VehicleStatus; last_location?: string },
+  changes: { status: VehicleStatus; last_location?: string; located_at?: RawBuilder<Date> },
 ): Promise<boolean> {
   const result = await tx
     .updateTable('vehicles')

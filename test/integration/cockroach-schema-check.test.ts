@@ -38,16 +38,16 @@ describe('the CockroachDB schema check', () => {
     return error.message;
   }
 
-  it('when a database loaded from dbinit.sql is at version 1, then the refusal names db/cockroach/upgrade-002.sql and how to load it', async () => {
+  it('when a database loaded from dbinit.sql is at version 1, then the refusal names every upgrade file in order and how to load them', async () => {
     const message = await refusal(await databaseWith(1, false));
-    assert.match(message, /version 1; this app needs version 2/);
-    assert.match(message, /layout of dbinit\.sql: load db\/cockroach\/upgrade-002\.sql \(`cockroach sql --url "\$DB_URI" -f db\/cockroach\/upgrade-002\.sql`\)/);
+    assert.match(message, /version 1; this app needs version 3/);
+    assert.match(message, /layout of dbinit\.sql: load db\/cockroach\/upgrade-002\.sql, then db\/cockroach\/upgrade-003\.sql \(`cockroach sql --url "\$DB_URI" -f db\/cockroach\/upgrade-002\.sql`, then /);
     assert.doesNotMatch(message, /multiregion\.sql \(/);
   });
 
   it('when a database loaded from dbinit-multiregion.sql is at version 1, then the refusal names the multi-region upgrade file', async () => {
     const message = await refusal(await databaseWith(1, true));
-    assert.match(message, /layout of dbinit-multiregion\.sql: load db\/cockroach\/upgrade-002-multiregion\.sql /);
+    assert.match(message, /layout of dbinit-multiregion\.sql: load db\/cockroach\/upgrade-002-multiregion\.sql, then db\/cockroach\/upgrade-003-multiregion\.sql /);
   });
 
   it('when schema_info is missing, then the refusal names both create files; at version 0 no upgrade applies', async () => {

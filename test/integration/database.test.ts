@@ -98,11 +98,11 @@ describe('migrations', () => {
   test("when kind is 'cockroachdb' and the schema is there, then prepareSchema passes, and an old version is refused", async () => {
     const db = await t.open({ kind: 'cockroachdb' });
     await prepareSchema(db);
-    await sql`DELETE FROM schema_info WHERE version = 2`.execute(db.kysely);
+    await sql`DELETE FROM schema_info WHERE version = 3`.execute(db.kysely);
     try {
-      await assert.rejects(prepareSchema(db), (error: unknown) => error instanceof SchemaMissingError && /version 1/.test(error.message) && /upgrade-002\.sql/.test(error.message));
+      await assert.rejects(prepareSchema(db), (error: unknown) => error instanceof SchemaMissingError && /version 2/.test(error.message) && /upgrade-003\.sql/.test(error.message));
     } finally {
-      await sql`INSERT INTO schema_info (version) VALUES (2)`.execute(db.kysely);
+      await sql`INSERT INTO schema_info (version) VALUES (3)`.execute(db.kysely);
     }
   });
 });

@@ -134,6 +134,7 @@ describe('vehicles', () => {
       type: 'bike',
       ownerId: owner.id,
       dateAdded: vehicle.dateAdded,
+      locatedAt: vehicle.dateAdded,
       status: 'available',
       location: 'Dam Square',
       color: 'blue',
@@ -314,6 +315,8 @@ describe('rides', () => {
     const row = await vehicleRow(vehicle);
     assert.equal(row.status, 'available');
     assert.equal(row.last_location, 'Colosseum');
+    assert.equal(row.located_at.getTime(), ended.endTime.getTime(), 'it has stood there since the ride ended');
+    assert.ok(vehicle.locatedAt.getTime() < row.located_at.getTime(), 'and not since it was added');
   });
 
   test("when someone else ends the ride, then ForbiddenError, checked before whether it has ended; and it ends only once", async () => {

@@ -1,0 +1,20 @@
+import { type Kysely, sql } from 'kysely';
+
+/**
+ * When a vehicle arrived where it stands (frozen: later changes are new migrations): set when it is added and
+ * when a ride ends there, so a rider can see how long it has been waiting. Existing vehicles take the end of
+ * their last ride, else the day they were added.
+ */
+export async function up(db: Kysely<any>): Promise<void> {
+  const statements = [
+    sql`ALTER TABLE vehicles ADD COLUMN located_at timestamptz NOT NULL DEFAULT now()`,
+    sql`UPDATE vehicles SET located_at = COALESCE((SELECT max(r.end_time) FROM rides r WHERE r.city = vehicles.city AND r.vehicle_id = vehicles.id), date_added)`,
+    sql`INSERT INTO schema_info (version) VALUES (3)`,
+  ];
+  for (const statement of statements) await statement.execute(db);
+}
+
+export async function down(db: Kysely<any>): Promise<void> {
+  await sql`DELETE FROM schema_info WHERE version = 3`.execute(db);
+  await sql`ALTER TABLE vehicles DROP COLUMN IF EXISTS located_at`.execute(db);
+}

@@ -10,6 +10,7 @@ import { type Config, PROJECT_ROOT } from './config.js';
 import type { MovrDatabase } from './db/database.js';
 import { VEHICLE_TYPES } from './movr/domain.js';
 import type { Logger } from './logger.js';
+import type { DemoLogin } from './movr/demo-data.js';
 import type { MovR } from './movr/movr.js';
 import { REGION_NAMES, REGIONS, cityLabel, citiesOf, regionLabel, regionOf } from './regions.js';
 import { activeRideLocal } from './web/active-ride.js';
@@ -52,12 +53,14 @@ export interface AppDependencies {
    * routers. Only `npm run bench` uses it, for its floor handlers; the app never sets it.
    */
   extraRoutes?: (router: Router) => void;
+  /** The embedded database's demo account, offered on the log-in page in development. */
+  demoLogin?: DemoLogin;
 }
 
 const CITY_GROUPS = REGION_NAMES.map((region) => ({ region, label: REGIONS[region].label, cities: citiesOf(region) }));
 
 /** Builds the Express app: middleware order, routers, 404 and error page. Never listens. */
-export function createApp({ config, db, movr, logger, rateLimits, extraRoutes, metrics = createMetrics(db.stats), lifecycle = { draining: false } }: AppDependencies): Express {
+export function createApp({ config, db, movr, logger, rateLimits, extraRoutes, demoLogin, metrics = createMetrics(db.stats), lifecycle = { draining: false } }: AppDependencies): Express {
   const app = express();
   const passport = createPassport(movr);
   const sessionStore = new DatabaseSessionStore(db);
@@ -80,6 +83,7 @@ export function createApp({ config, db, movr, logger, rateLimits, extraRoutes, m
   app.disable('x-powered-by');
   app.locals.vehicleTypes = VEHICLE_TYPES;
   app.locals.development = config.env === 'development';
+  app.locals.demoLogin = config.env === 'development' ? demoLogin : undefined;
   app.locals.format = {
     date: formatDate,
     dateTime: formatDateTime,

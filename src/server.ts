@@ -147,7 +147,7 @@ async function runInstance(config: Config, logger: Logger) {
     if (isStopping()) return;
     const { database } = backend;
     const metrics = createMetrics(database.stats);
-    const app = createApp({ config, db: database, movr: new MovR(database), logger, metrics, lifecycle });
+    const app = createApp({ config, db: database, movr: new MovR(database), logger, metrics, lifecycle, demoLogin: backend.login });
     server = createServer(app);
     const port = await listen(server, config.port, config.host);
     if (worker) {

@@ -238,7 +238,7 @@ const dialog = (page: Page) => page.getByRole('dialog');
 async function logIn(page: Page, username: string, password: string, expectedPath: string) {
   await page.getByLabel('Username').fill(username);
   await page.getByLabel('Password').fill(password);
-  await follow(page, page.getByRole('button', { name: 'Log in' }), expectedPath);
+  await follow(page, page.getByRole('button', { name: 'Log in', exact: true }), expectedPath);
 }
 
 /** Opens the nav's city menu and picks a city, as a rider would. */
@@ -350,13 +350,13 @@ describe('a rider in Chromium against the real server', { timeout: 300_000 }, ()
     const username = 'nadia.k';
     const password = 'a bicycle made for two';
 
-    // Logged out, / sends to log in, which says what MovR is and, in development, where the demo login is.
+    // Logged out, / sends to log in, which says what MovR is and, in development, offers the demo rider.
     await page.goto('/');
     assert.equal(pathOf(page), '/login');
     await audit(page);
     await assertText(heading(page), 'Log in to MovR');
     await assertText(page.locator('main'), 'MovR lends bikes, scooters and skateboards between neighbours');
-    await assertText(page.locator('#demo-hint'), 'Log in as demo with the password printed in the terminal');
+    await assertText(page.locator('#demo-hint'), `Try the demo rider: username ${demo.username}, password ${demo.password}`);
     await screenshot(page, 'login');
 
     await follow(page, page.getByRole('link', { name: 'Create an account' }), '/register');
@@ -506,7 +506,7 @@ describe('a rider in Chromium against the real server', { timeout: 300_000 }, ()
     const page = await newPageWithoutScripts(context);
     await visit(page, '/login');
     assert.equal(await page.evaluate('typeof window.bootstrap'), 'undefined', 'no script of the page ran');
-    await logIn(page, demo.username, demo.password, '/vehicles');
+    await follow(page, page.getByRole('button', { name: 'Log in as the demo rider' }), '/vehicles');
     await assertText(heading(page), 'Vehicles in New York');
     const places = await vehicleLocations(page);
     assert.ok(places.length >= 3, 'demo vehicles in New York');

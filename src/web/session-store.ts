@@ -6,7 +6,6 @@ import type { City } from '../regions.js';
 
 type Callback = (error?: unknown, value?: session.SessionData | null) => void;
 
-
 /**
  * Sessions in the database, shared by every instance. Written by hand because revocation must hold for a fleet,
  * which connect-pg-simple's unconditional upsert cannot promise:

@@ -1,45 +1,44 @@
+import cluster from 'node:cluster';
 import type { Server } from 'node:http';
+import path from 'node:path';
 import type { Router } from 'express';
 import pg from 'pg';
-import { createApp } from '../src/app.js';
-import { loadConfig, withSecretKey } from '../src/config.js';
-import { openDatabase } from '../src/db/database.js';
-import type { TransactionStats } from '../src/db/transaction.js';
-import { createLogger } from '../src/logger.js';
-import { MovR } from '../src/movr/movr.js';
-import { currentUser, requireLogin } from '../src/web/auth.js';
-import { notFound } from '../src/web/errors.js';
-import { uuidParam } from '../src/web/forms.js';
-import { currentLocality } from '../src/web/locality.js';
 
 /**
- * The app as src/server.ts builds it, on the bench's database (DB_URI), plus the floor handlers: each runs the
- * same MovR call (so the same SQL in the same transaction) as its page behind the same middleware, then sends
- * a fixed string instead of rendering. Started by scripts/bench.ts as a child process; stops on SIGTERM/SIGINT.
+ * The app as src/server.ts builds it, from the compiled `dist/` (BENCH_APP_DIR), on the bench's database (DB_URI),
+ * plus the floor handlers: each runs the same MovR call (so the same SQL in the same transaction) as its page
+ * behind the same middleware, then sends a fixed string instead of rendering. scripts/bench.ts transpiles this
+ * file to plain JavaScript and runs it with node, as production runs the app; stops on SIGTERM/SIGINT.
  *
- * Environment: DB_URI, PORT, SECRET_KEY and LOG_LEVEL as for the app; BENCH_POOL_SIZE, the pg pool size.
+ * Environment: DB_URI, PORT, SECRET_KEY, NODE_ENV and LOG_LEVEL as for the app; BENCH_WORKERS, the cluster's
+ * workers (WEB_CONCURRENCY); BENCH_POOL_SIZE, the pg pool size of each.
  */
 const FLOOR = '/__bench/floor';
+const appDir = process.env.BENCH_APP_DIR ?? path.resolve('dist');
+const workers = Number(process.env.BENCH_WORKERS || 1);
+const load = <T>(module: string) => import(path.join(appDir, module)) as Promise<T>;
 
 /** What the app sent to the database, counted for the bench, which asks over IPC ('stats'). */
-const counts = { statements: 0, transactions: 0, sessionReads: 0, sessionWrites: 0 };
+const counts = { statements: 0, transactions: 0, sessionReads: 0, sessionWrites: 0, retries: 0 };
 const originalQuery = pg.Client.prototype.query as (...args: unknown[]) => unknown;
 pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
   const first = args[0];
   const text = (typeof first === 'string' ? first : ((first as { text?: string } | null)?.text ?? '')).trimStart();
   counts.statements += 1;
   if (/^(start transaction|begin)\b/i.test(text)) counts.transactions += 1;
-  else if (/^select sess from "?sessions"?/i.test(text)) counts.sessionReads += 1;
+  else if (/^select "?sessions"?\."?sess"? from "?sessions"?|^select sess from "?sessions"?/i.test(text)) counts.sessionReads += 1;
   else if (/^(insert into|update|delete from) "?sessions"?/i.test(text)) counts.sessionWrites += 1;
   return originalQuery.apply(this, args);
 } as typeof pg.Client.prototype.query;
-let stats: TransactionStats | undefined;
-process.on('message', (message) => {
-  if (message === 'stats') process.send?.({ ...counts, retries: stats?.retries ?? 0 });
-});
 
-function floorRoutes(movr: MovR) {
-  return (router: Router) => {
+type Counts = typeof counts & { pids: number[] };
+
+async function floorRoutes() {
+  const { requireLogin, currentUser } = await load<typeof import('../src/web/auth.js')>('web/auth.js');
+  const { notFound } = await load<typeof import('../src/web/errors.js')>('web/errors.js');
+  const { uuidParam } = await load<typeof import('../src/web/forms.js')>('web/forms.js');
+  const { currentLocality } = await load<typeof import('../src/web/locality.js')>('web/locality.js');
+  return (movr: import('../src/movr/movr.js').MovR) => (router: Router) => {
     router.get(`${FLOOR}/login`, (req, res) => {
       if (req.user) return res.redirect(303, '/vehicles');
       res.type('html').send('floor');
@@ -71,15 +70,23 @@ function floorRoutes(movr: MovR) {
   };
 }
 
-async function main() {
+/** One app on PORT: the whole bench server with one worker, else one cluster worker. */
+async function serve() {
+  const { createApp } = await load<typeof import('../src/app.js')>('app.js');
+  const { loadConfig, withSecretKey } = await load<typeof import('../src/config.js')>('config.js');
+  const { openDatabase } = await load<typeof import('../src/db/database.js')>('db/database.js');
+  const { createLogger } = await load<typeof import('../src/logger.js')>('logger.js');
+  const { MovR } = await load<typeof import('../src/movr/movr.js')>('movr/movr.js');
   const config = withSecretKey(loadConfig());
   if (!config.dbUri) throw new Error('bench-server needs DB_URI');
   const logger = createLogger(config);
   const poolSize = process.env.BENCH_POOL_SIZE ? Number(process.env.BENCH_POOL_SIZE) : undefined;
   const db = await openDatabase({ connectionString: config.dbUri, logger, ...(poolSize ? { poolSize } : {}) });
-  stats = db.stats;
   const movr = new MovR(db);
-  const app = createApp({ config, db, movr, logger, extraRoutes: floorRoutes(movr) });
+  const app = createApp({ config, db, movr, logger, extraRoutes: (await floorRoutes())(movr) });
+  process.on('message', (message) => {
+    if (message === 'stats') process.send?.({ ...counts, retries: db.stats.retries, pids: [process.pid] } satisfies Counts);
+  });
   const server: Server = app.listen(config.port, config.host);
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
@@ -97,7 +104,49 @@ async function main() {
   process.on('SIGINT', stop);
 }
 
-main().catch((error: unknown) => {
-  console.error(error);
-  process.exit(1);
-});
+/** The cluster's primary, as src/server.ts runs one: forks the workers, sums their counts for the bench. */
+function primary() {
+  let stopping = false;
+  const listening = new Set<number>();
+  cluster.on('listening', (worker) => listening.add(worker.process.pid!));
+  cluster.on('exit', (worker, code, signal) => {
+    if (!stopping) {
+      console.error(`bench worker ${worker.process.pid} exited (${code ?? signal})`);
+      process.exit(1);
+    }
+  });
+  for (let i = 0; i < workers; i++) cluster.fork();
+  const ask = (worker: import('node:cluster').Worker) =>
+    new Promise<Counts>((resolve) => {
+      worker.once('message', (message: Counts) => resolve(message));
+      worker.send('stats');
+    });
+  process.on('message', (message) => {
+    if (message !== 'stats') return;
+    const live = Object.values(cluster.workers ?? {}).filter((worker) => worker && listening.has(worker.process.pid!));
+    void Promise.all(live.map((worker) => ask(worker!))).then((all) => {
+      const sum: Counts = { statements: 0, transactions: 0, sessionReads: 0, sessionWrites: 0, retries: 0, pids: [] };
+      for (const one of all) {
+        for (const key of ['statements', 'transactions', 'sessionReads', 'sessionWrites', 'retries'] as const) sum[key] += one[key];
+        sum.pids.push(...one.pids);
+      }
+      process.send?.(sum);
+    });
+  });
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    const exits = Object.values(cluster.workers ?? {}).map((worker) => new Promise((resolve) => (worker!.isDead() ? resolve(0) : (worker!.once('exit', resolve), worker!.process.kill('SIGTERM')))));
+    void Promise.all(exits).then(() => process.exit(0));
+    setTimeout(() => process.exit(1), 6000).unref();
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+if (cluster.isPrimary && workers > 1) primary();
+else
+  serve().catch((error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  });

@@ -8,32 +8,41 @@ import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { sql } from 'kysely';
 import pg from 'pg';
+import ts from 'typescript';
 import { type MovrDatabase, openDatabase } from '../src/db/database.js';
 import { type EmbeddedPostgres, findFreePort, startEmbeddedPostgres } from '../src/db/embedded-postgres.js';
 import { migrateToLatest } from '../src/db/migrate.js';
 import { runStatement } from '../src/db/transaction.js';
-import { BENCH_PASSWORD, type BenchData, type BenchRider, FULL_SIZES, loadBenchData, QUICK_SIZES } from './bench-data.js';
+import { MovR } from '../src/movr/movr.js';
+import { DatabaseSessionStore } from '../src/web/session-store.js';
+import { BENCH_PASSWORD, type BenchData, type BenchRider, FULL_SIZES, loadBenchData, QUICK_SIZES, RIDES_PER_HEAVY } from './bench-data.js';
 
 /**
- * `npm run bench [-- --quick] [-- --pool N] [-- --rounds vehicles,rides] [-- --label before]`
+ * `npm run bench [-- --quick] [-- --workers 1,2] [-- --pool N] [-- --rounds vehicles,rides] [-- --label before]`
  *
  * Starts a fresh embedded PostgreSQL under os.tmpdir(), loads a realistic data set with bulk SQL
- * (scripts/bench-data.ts), runs the app in a child process (scripts/bench-server.ts: the real app plus floor
- * handlers) on a free loopback port, and drives it with autocannon for fixed-length rounds:
+ * (scripts/bench-data.ts), builds the app (`dist/`) and runs it as production does (NODE_ENV=production, request
+ * logs at info to a file, behind a load balancer that sends X-Forwarded-Proto: https) in a child process
+ * (scripts/bench-server.ts: the compiled app plus floor handlers, in N node:cluster workers) on a free loopback
+ * port, and drives it with autocannon for fixed-length rounds:
  *
- *   login     anonymous GET /login (a new visitor each request: no cookie kept)
+ *   login     anonymous GET /login (a returning visitor: the CSRF cookie of an earlier visit, no session)
  *   vehicles  logged-in GET /vehicles, each connection a different rider's session
  *   rides     logged-in GET /rides of riders with 50 rides each
  *   cycle     POST /rides/start/:vehicleId, GET /rides (the redirect a browser follows, which shows the ride
  *             to end), POST /rides/end/:rideId; each connection a different rider with its own vehicle
  *
- * Each page is followed by its floor: the same MovR call behind the same middleware, sending a fixed string.
- * Results go to stdout and to test-output/bench.json. Everything started is stopped on exit, error or Ctrl-C.
+ * Each page is followed by its floors: the same MovR call behind the same middleware, sending a fixed string;
+ * and the bare floor (scripts/bench-bare.ts): node:http sending the page's SQL through pg and a pre-rendered
+ * body of the page's size. The whole set runs once per worker count (--workers 1,2). Results go to stdout and to test-output/bench.json. Everything started is stopped on exit, error or Ctrl-C.
  */
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const FLOOR = '/__bench/floor';
 const FORM = 'application/x-www-form-urlencoded';
+/** What the load balancer adds: production's cookies are Secure, so Express must see https. */
+const PROXY_HEADERS = { 'x-forwarded-proto': 'https' };
+const SECRET_KEY = 'bench-secret-that-is-long-enough-0123456789';
 
 const { values: args } = parseArgs({
   options: {
@@ -43,6 +52,7 @@ const { values: args } = parseArgs({
     duration: { type: 'string' },
     warmup: { type: 'string' },
     connections: { type: 'string' },
+    workers: { type: 'string' },
     'cycle-connections': { type: 'string' },
     'log-level': { type: 'string', default: 'info' },
     label: { type: 'string' },
@@ -53,7 +63,7 @@ const { values: args } = parseArgs({
 });
 
 if (args.help) {
-  console.log(`usage: npm run bench -- [--quick] [--pool N] [--rounds login,vehicles,rides,cycle] [--duration S] [--warmup S]
+  console.log(`usage: npm run bench -- [--quick] [--workers 1,2] [--pool N] [--rounds login,vehicles,rides,cycle] [--duration S] [--warmup S]
   [--connections N] [--cycle-connections N] [--log-level info] [--label TEXT] [--out FILE]
   [--cpu-prof]   the server writes a V8 CPU profile to test-output/profiles/ (open it in Chrome DevTools)`);
   process.exit(0);
@@ -61,8 +71,11 @@ if (args.help) {
 
 const quick = args.quick;
 const sizes = quick ? QUICK_SIZES : FULL_SIZES;
-const durationS = Number(args.duration ?? (quick ? 2.5 : 15));
-const warmupS = Number(args.warmup ?? (quick ? 0.5 : 3));
+const durationS = Number(args.duration ?? (quick ? 2 : 10));
+const warmupS = Number(args.warmup ?? (quick ? 0.5 : 2));
+/** Each count runs every round against a fresh server of that many workers (WEB_CONCURRENCY). */
+const workerCounts = (args.workers ?? (quick ? '1' : '1,2')).split(',').map(Number);
+for (const n of workerCounts) if (!Number.isInteger(n) || n < 1 || n > 16) throw new Error(`--workers takes counts from 1 to 16, e.g. 1,2`);
 const connections = Number(args.connections ?? 20);
 const cycleConnections = Number(args['cycle-connections'] ?? 50);
 const poolSize = args.pool ? Number(args.pool) : undefined;
@@ -146,20 +159,30 @@ function cpuSeconds(pid: number, withChildren = false): number {
   }
 }
 
-/** The postmaster and its live children (backends, background workers). */
-function postgresCpuSeconds(postmaster: number): number {
-  let total = cpuSeconds(postmaster, true);
+/** The live children of a process: the postmaster's backends, a cluster primary's workers. */
+function childPids(parent: number): number[] {
+  const pids: number[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === postmaster) total += cpuSeconds(Number(entry));
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === parent) pids.push(Number(entry));
     } catch {
       // gone meanwhile
     }
   }
-  return total;
+  return pids;
+}
+
+/** A process and its live children (the postmaster's backends, the primary's workers), with its reaped ones. */
+function treeCpuSeconds(pid: number): number {
+  return childPids(pid).reduce((total, child) => total + cpuSeconds(child), cpuSeconds(pid, true));
+}
+
+/** The processes that serve requests: the cluster's workers, or the one process. */
+function servingPids(pid: number): number[] {
+  const children = childPids(pid);
+  return children.length > 0 ? children : [pid];
 }
 
 
@@ -190,6 +213,8 @@ interface ServerProcess {
   child: ChildProcess;
   url: string;
   logFile: string;
+  bare: boolean;
+  stop: () => Promise<void>;
 }
 
 interface StatementCounts {
@@ -197,12 +222,15 @@ interface StatementCounts {
   transactions: number;
   sessionReads: number;
   sessionWrites: number;
-  /** The app's retries after a 40001, from its TransactionStats. */
   retries: number;
+  pids: number[];
 }
+
+const NO_COUNTS: StatementCounts = { statements: 0, transactions: 0, sessionReads: 0, sessionWrites: 0, retries: 0, pids: [] };
 
 /** The bench server's counts of what the app sent to the database (scripts/bench-server.ts), over IPC. */
 function statementCounts(server: ServerProcess): Promise<StatementCounts> {
+  if (server.bare) return Promise.resolve(NO_COUNTS);
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('the bench server did not answer for its statement counts')), 5000);
     server.child.once('message', (message) => {
@@ -218,47 +246,75 @@ async function walBytes(client: pg.Client): Promise<number> {
   return rows[0]!.bytes;
 }
 
-async function startServer(dataDir: string, connectionString: string): Promise<ServerProcess> {
+/** The bench's servers as plain JavaScript (production runs no TypeScript loader), beside the app's dist/. */
+function buildServers(): { app: string; bare: string } {
+  execFileSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', path.join(ROOT, 'tsconfig.build.json')], { stdio: 'inherit' });
+  const outDir = path.join(ROOT, 'test-output/bench');
+  mkdirSync(outDir, { recursive: true });
+  const transpile = (name: string) => {
+    const source = readFileSync(path.join(ROOT, 'scripts', `${name}.ts`), 'utf8');
+    const { outputText } = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } });
+    const file = path.join(outDir, `${name}.mjs`);
+    writeFileSync(file, outputText);
+    return file;
+  };
+  return { app: transpile('bench-server'), bare: transpile('bench-bare') };
+}
+
+async function startServer(script: string, dataDir: string, connectionString: string, workers: number, extraEnv: Record<string, string> = {}): Promise<ServerProcess> {
+  const bare = 'BENCH_BARE_SPEC' in extraEnv;
   const port = await findFreePort(20_000 + Math.floor(Math.random() * 10_000));
-  const logFile = path.join(dataDir, 'server.log');
+  const logFile = path.join(dataDir, bare ? `bare-${workers}.log` : `server-${workers}.log`);
   const log = openSync(logFile, 'a');
-  const profile = args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${path.join(ROOT, 'test-output/profiles')}`] : [];
-  const child = spawn(process.execPath, [...profile, '--import', 'tsx', path.join(ROOT, 'scripts/bench-server.ts')], {
+  const profile = args['cpu-prof'] && !bare ? ['--cpu-prof', `--cpu-prof-dir=${path.join(ROOT, 'test-output/profiles')}`] : [];
+  const child = spawn(process.execPath, [...profile, script], {
     cwd: ROOT,
     stdio: ['ignore', log, log, 'ipc'],
     env: {
       ...process.env,
-      NODE_ENV: 'development',
+      NODE_ENV: 'production',
       DB_URI: connectionString,
       PORT: String(port),
       HOST: '127.0.0.1',
-      SECRET_KEY: 'bench-secret-that-is-long-enough-0123456789',
+      SECRET_KEY,
       MOVR_DATA_DIR: dataDir,
       LOG_LEVEL: args['log-level'],
+      METRICS_PORT: '0',
+      BENCH_APP_DIR: path.join(ROOT, 'dist'),
+      BENCH_WORKERS: String(workers),
       BENCH_POOL_SIZE: poolSize ? String(poolSize) : '',
+      ...extraEnv,
     },
   });
   closeSync(log);
   const killOnExit = () => child.exitCode === null && child.kill('SIGKILL');
   process.on('exit', killOnExit);
-  cleanups.push(async () => {
-    process.off('exit', killOnExit);
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
-    if (!(await Promise.race([exited.then(() => true), sleep(6000).then(() => false)]))) {
-      child.kill('SIGKILL');
-      await exited;
-    }
-  });
+  let stopped: Promise<void> | undefined;
+  const stop = () =>
+    (stopped ??= (async () => {
+      process.off('exit', killOnExit);
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      if (!(await Promise.race([exited.then(() => true), sleep(8000).then(() => false)]))) {
+        for (const pid of childPids(child.pid!)) process.kill(pid, 'SIGKILL');
+        child.kill('SIGKILL');
+        await exited;
+      }
+    })());
+  cleanups.push(stop);
   const url = `http://127.0.0.1:${port}`;
+  const server: ServerProcess = { child, url, logFile, bare, stop };
   const deadline = Date.now() + 60_000;
   for (;;) {
     checkAborted();
     if (child.exitCode !== null) throw new Error(`the bench server exited during start:\n${tail(logFile)}`);
     if (Date.now() > deadline) throw new Error(`the bench server did not answer within 60 s:\n${tail(logFile)}`);
     try {
-      if ((await fetch(`${url}/healthz`)).ok) return { child, url, logFile };
+      // Every worker listening, so the idle memory is every worker's.
+      if ((await fetch(`${url}/healthz`)).ok && (workers === 1 || servingPids(child.pid!).length === workers)) {
+        if (bare || (await statementCounts(server)).pids.length === workers) return server;
+      }
     } catch {
       // not listening yet
     }
@@ -283,35 +339,50 @@ interface Session {
   vehicleId?: string;
 }
 
-/** Keeps the cookies a response sets, as a browser does (the CSRF cookie, then the session's). */
-function keepCookies(jar: Map<string, string>, response: Response): string {
-  for (const line of response.headers.getSetCookie()) {
-    const pair = line.split(';')[0]!;
-    jar.set(pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1));
+/** Cookies as a browser keeps them: the latest of each name, sent back as one header. */
+function keepCookies(jar: Map<string, string>, response: Response): Map<string, string> {
+  for (const cookie of response.headers.getSetCookie()) {
+    const pair = cookie.split(';')[0]!;
+    const name = pair.slice(0, pair.indexOf('='));
+    if (/expires=Thu, 01 Jan 1970/i.test(cookie)) jar.delete(name);
+    else jar.set(name, pair);
   }
-  return [...jar].map(([name, value]) => `${name}=${value}`).join('; ');
+  return jar;
 }
+const cookieHeader = (jar: Map<string, string>) => [...jar.values()].join('; ');
 
 const csrfOf = (html: string) => html.match(/name="_csrf" value="([^"]+)"/)?.[1];
+
+/** A returning visitor's cookies: the CSRF cookie of an earlier GET /login, no session. */
+async function visitorCookie(url: string): Promise<string> {
+  const page = await fetch(`${url}/login`, { headers: PROXY_HEADERS });
+  await page.arrayBuffer();
+  const jar = keepCookies(new Map(), page);
+  if (jar.size === 0) throw new Error('GET /login set no cookie');
+  return cookieHeader(jar);
+}
 
 /** Logs a rider in through the real form, as a browser does: GET /login, POST /login, then a page for the CSRF token. */
 async function logIn(url: string, rider: BenchRider): Promise<Session> {
   const jar = new Map<string, string>();
-  const page = await fetch(`${url}/login`, { redirect: 'manual' });
+  const page = await fetch(`${url}/login`, { redirect: 'manual', headers: PROXY_HEADERS });
+  keepCookies(jar, page);
   const loginCsrf = csrfOf(await page.text());
   if (!loginCsrf) throw new Error('GET /login gave no CSRF token');
   const posted = await fetch(`${url}/login`, {
     method: 'POST',
     redirect: 'manual',
-    headers: { cookie: keepCookies(jar, page), 'content-type': FORM },
+    headers: { ...PROXY_HEADERS, cookie: cookieHeader(jar), 'content-type': FORM },
     body: new URLSearchParams({ _csrf: loginCsrf, username: rider.username, password: BENCH_PASSWORD }),
   });
   await posted.arrayBuffer();
-  if (posted.status !== 303 || !jar.size) throw new Error(`log-in of ${rider.username} answered ${posted.status}`);
-  const vehicles = await fetch(`${url}/vehicles`, { headers: { cookie: keepCookies(jar, posted) }, redirect: 'manual' });
+  if (posted.status !== 303) throw new Error(`log-in of ${rider.username} answered ${posted.status}`);
+  keepCookies(jar, posted);
+  const vehicles = await fetch(`${url}/vehicles`, { headers: { ...PROXY_HEADERS, cookie: cookieHeader(jar) }, redirect: 'manual' });
+  keepCookies(jar, vehicles);
   const csrf = csrfOf(await vehicles.text());
   if (vehicles.status !== 200 || !csrf) throw new Error(`GET /vehicles after log-in answered ${vehicles.status}`);
-  return { rider, cookie: keepCookies(jar, vehicles), csrf };
+  return { rider, cookie: cookieHeader(jar), csrf };
 }
 
 async function logInAll<T extends BenchRider>(url: string, riders: T[], extra: (rider: T) => Partial<Session> = () => ({})): Promise<Session[]> {
@@ -326,20 +397,26 @@ async function logInAll<T extends BenchRider>(url: string, riders: T[], extra: (
 
 // ---- rounds
 
+/** The page itself; its floor (same middleware and SQL, a fixed string); its bare floor (node:http, pg, same body). */
+type RoundKind = 'page' | 'floor' | 'bare';
+
 interface RoundSpec {
   key: RoundKey;
   name: string;
-  floor: boolean;
+  kind: RoundKind;
   connections: number;
   /** A plain GET of one path, or the start/end cycle. */
   path?: string;
   sessions?: Session[];
+  /** One cookie header for every request (the returning visitor of GET /login). */
+  cookie?: string;
 }
 
 interface RoundResult {
   round: RoundKey;
   name: string;
-  floor: boolean;
+  kind: RoundKind;
+  workers: number;
   connections: number;
   durationS: number;
   requests: number;
@@ -354,6 +431,7 @@ interface RoundResult {
   connectionErrors: number;
   timeouts: number;
   transactionRetries: number;
+  /** peakRssMiB: the largest worker's peak RSS in the round. */
   server: { peakRssMiB: number; cpuPercent: number; cpuMsPerRequest: number };
   postgresCpuPercent: number;
   /** CPU per response: steadier than req/s when other work shares the cores. */
@@ -438,7 +516,7 @@ function fire(options: autocannon.Options): Promise<autocannon.Result> {
   });
 }
 
-async function runRound(server: ServerProcess, postmaster: number, client: pg.Client, spec: RoundSpec, seconds: number, measure: boolean): Promise<RoundResult | undefined> {
+async function runRound(server: ServerProcess, workers: number, postmaster: number, client: pg.Client, spec: RoundSpec, seconds: number, measure: boolean): Promise<RoundResult | undefined> {
   checkAborted();
   const counters: CycleCounters = { cycles: 0, unexpected: 0, reasons: {} };
   const sessions = spec.sessions ?? [];
@@ -447,28 +525,32 @@ async function runRound(server: ServerProcess, postmaster: number, client: pg.Cl
     connections: spec.connections,
     duration: seconds,
     timeout: 10,
-    ...(sessions.length ? { setupClient: (client) => client.setHeaders({ cookie: sessions[next++ % sessions.length]!.cookie }) } : {}),
+    headers: { ...PROXY_HEADERS, ...(spec.cookie ? { cookie: spec.cookie } : {}) },
+    ...(sessions.length ? { setupClient: (client) => client.setHeaders({ ...PROXY_HEADERS, cookie: sessions[next++ % sessions.length]!.cookie }) } : {}),
     ...(spec.path
       ? { url: server.url + spec.path }
-      : { url: server.url, requests: cycleRequests(spec.floor ? FLOOR : '', new Map(sessions.map((s) => [s.cookie, s])), counters) }),
+      : { url: server.url, requests: cycleRequests(spec.kind === 'floor' ? FLOOR : '', new Map(sessions.map((s) => [s.cookie, s])), counters) }),
   };
   if (!measure) {
     await fire(options);
     return undefined;
   }
   const pid = server.child.pid!;
-  const peakReset = resetPeak(pid);
-  let polledPeak = memoryKiB(pid).rss;
+  const workerPids = servingPids(pid);
+  const peakReset = workerPids.map(resetPeak).every(Boolean);
+  const polledPeak = new Map(workerPids.map((worker) => [worker, memoryKiB(worker).rss]));
   const poll = setInterval(() => {
-    try {
-      polledPeak = Math.max(polledPeak, memoryKiB(pid).rss);
-    } catch {
-      // exited; the round will show it
+    for (const worker of workerPids) {
+      try {
+        polledPeak.set(worker, Math.max(polledPeak.get(worker) ?? 0, memoryKiB(worker).rss));
+      } catch {
+        // exited; the round will show it
+      }
     }
   }, 100);
   const countsBefore = await statementCounts(server);
   const walBefore = await walBytes(client);
-  const before = { node: cpuSeconds(pid), pg: postgresCpuSeconds(postmaster), us: process.cpuUsage(), busy: machineBusySeconds(), at: performance.now() };
+  const before = { node: treeCpuSeconds(pid), pg: treeCpuSeconds(postmaster), us: process.cpuUsage(), busy: machineBusySeconds(), at: performance.now() };
   let result: autocannon.Result;
   try {
     result = await fire(options);
@@ -477,9 +559,9 @@ async function runRound(server: ServerProcess, postmaster: number, client: pg.Cl
   }
   const wall = (performance.now() - before.at) / 1000;
   const usage = process.cpuUsage(before.us);
-  const cpu = { node: cpuSeconds(pid) - before.node, pg: postgresCpuSeconds(postmaster) - before.pg, gen: (usage.user + usage.system) / 1e6 };
+  const cpu = { node: treeCpuSeconds(pid) - before.node, pg: treeCpuSeconds(postmaster) - before.pg, gen: (usage.user + usage.system) / 1e6 };
   const others = Math.max(0, machineBusySeconds() - before.busy - cpu.node - cpu.pg - cpu.gen);
-  const peakKiB = Math.max(polledPeak, peakReset ? memoryKiB(pid).hwm : 0);
+  const peakKiB = Math.max(...workerPids.map((worker) => Math.max(polledPeak.get(worker) ?? 0, peakReset ? memoryKiB(worker).hwm : 0)));
   const countsAfter = await statementCounts(server);
   const walAfter = await walBytes(client);
   const retries = countsAfter.retries - countsBefore.retries;
@@ -491,11 +573,12 @@ async function runRound(server: ServerProcess, postmaster: number, client: pg.Cl
   const percent = (s: number) => Math.round((s / wall) * 1000) / 10;
   const perRequest = (s: number) => Math.round(((s * 1000) / Math.max(1, responses)) * 100) / 100;
   // Requests still in flight when autocannon stopped add a little to these counts.
-  const countPerRequest = (key: Exclude<keyof StatementCounts, 'retries'>) => Math.round(((countsAfter[key] - countsBefore[key]) / Math.max(1, responses)) * 100) / 100;
+  const countPerRequest = (key: Exclude<keyof StatementCounts, 'pids'>) => Math.round(((countsAfter[key] - countsBefore[key]) / Math.max(1, responses)) * 100) / 100;
   return {
     round: spec.key,
     name: spec.name,
-    floor: spec.floor,
+    kind: spec.kind,
+    workers,
     connections: spec.connections,
     durationS: result.duration,
     requests: responses,
@@ -546,21 +629,77 @@ async function settle(client: pg.Client, database: MovrDatabase, cyclists: Bench
   await client.query('CHECKPOINT');
 }
 
+// ---- the bare floor's pages
+
+interface BarePage {
+  statements: { text: string; values: unknown[] }[];
+  body: string;
+}
+
+/** The statements the app's own code sends for `work`, as pg receives them. */
+async function recordStatements(work: () => Promise<unknown>): Promise<BarePage['statements']> {
+  const statements: BarePage['statements'] = [];
+  const original = pg.Client.prototype.query as (...args: unknown[]) => unknown;
+  pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+    const [first, values] = args as [string | { text: string; values?: unknown[] }, unknown[] | undefined];
+    statements.push(typeof first === 'string' ? { text: first, values: values ?? [] } : { text: first.text, values: first.values ?? [] });
+    return original.apply(this, args);
+  } as typeof pg.Client.prototype.query;
+  try {
+    await work();
+  } finally {
+    pg.Client.prototype.query = original as typeof pg.Client.prototype.query;
+  }
+  return statements;
+}
+
+/**
+ * Each page's SQL for one rider, from the app's code (the session read, then the page's query), and its body as
+ * the app renders it: what the bare floor replays and writes.
+ */
+async function barePages(database: MovrDatabase, url: string, session: Session, visitor: string): Promise<Record<string, BarePage>> {
+  const signed = decodeURIComponent(session.cookie.match(/(?:^|; )movr\.sid=([^;]+)/)?.[1] ?? '');
+  const sid = signed.slice(2, signed.lastIndexOf('.'));
+  const store = new DatabaseSessionStore(database);
+  const movr = new MovR(database);
+  const sessionRead = await recordStatements(() => new Promise((resolve, reject) => store.get(sid, (error, value) => (error || !value ? reject(error ?? new Error('no session')) : resolve(value)))));
+  const body = async (page: string, cookie: string) => {
+    const response = await fetch(`${url}${page}`, { headers: { ...PROXY_HEADERS, cookie }, redirect: 'manual' });
+    if (response.status !== 200) throw new Error(`GET ${page} answered ${response.status}`);
+    return response.text();
+  };
+  return {
+    '/login': { statements: [], body: await body('/login', visitor) },
+    '/vehicles': { statements: [...sessionRead, ...(await recordStatements(() => movr.getVehicles(session.rider.city, 1)))], body: await body('/vehicles', session.cookie) },
+    '/rides': { statements: [...sessionRead, ...(await recordStatements(() => movr.getRides(session.rider)))], body: await body('/rides', session.cookie) },
+  };
+}
+
 // ---- output
 
+const ratio = (a: number, b: number | undefined) => (b ? (a / b).toFixed(2) : '');
+
 function table(results: RoundResult[]): string {
-  const header = ['round', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'peak RSS MiB', 'node ms/req', 'pg ms/req', 'SQL/req', 'sess w/req', 'WAL B/req', 'other CPU %', 'retries', 'of floor'];
-  const floors = new Map(results.filter((r) => r.floor).map((r) => [r.round, r]));
+  const header = ['round', 'req/s', 'p50 ms', 'p99 ms', 'errors', 'peak RSS MiB/worker', 'node ms/req', 'pg ms/req', 'SQL/req', 'sess w/req', 'WAL B/req', 'other CPU %', 'retries', 'req/s ÷ floor', 'req/s ÷ bare', 'node ms × floor', 'node ms × bare'];
+  const find = (round: RoundKey, kind: RoundKind) => results.find((r) => r.round === round && r.kind === kind);
   const rows = results.map((r) => {
-    const floor = floors.get(r.round);
-    const ratio = !r.floor && floor ? `${Math.round((r.requestsPerS / floor.requestsPerS) * 100)}%` : '';
-    const name = r.floor ? `  floor ${r.round}` : r.name + (r.cyclesPerS !== undefined ? ` (${r.cyclesPerS} cycles/s)` : '');
-    return [name, r.requestsPerS.toFixed(0), r.latencyMs.p50.toFixed(0), r.latencyMs.p99.toFixed(0), String(r.errors), r.server.peakRssMiB.toFixed(0), r.server.cpuMsPerRequest.toFixed(2), r.postgresCpuMsPerRequest.toFixed(2), r.perRequest.statements.toFixed(2), r.perRequest.sessionWrites.toFixed(2), String(r.perRequest.walBytes), r.otherCpuPercent.toFixed(0), String(r.transactionRetries), ratio];
+    const floor = r.kind === 'page' ? find(r.round, 'floor') : undefined;
+    const bare = r.kind === 'page' ? find(r.round, 'bare') : undefined;
+    const name = r.kind === 'page' ? r.name + (r.cyclesPerS !== undefined ? ` (${r.cyclesPerS} cycles/s)` : '') : `  ${r.kind} ${r.round}`;
+    return [
+      name, r.requestsPerS.toFixed(0), r.latencyMs.p50.toFixed(0), r.latencyMs.p99.toFixed(0), String(r.errors), r.server.peakRssMiB.toFixed(0),
+      r.server.cpuMsPerRequest.toFixed(2), r.postgresCpuMsPerRequest.toFixed(2), r.perRequest.statements.toFixed(2), r.perRequest.sessionWrites.toFixed(2),
+      String(r.perRequest.walBytes), r.otherCpuPercent.toFixed(0), String(r.transactionRetries),
+      ratio(r.requestsPerS, floor?.requestsPerS), ratio(r.requestsPerS, bare?.requestsPerS),
+      ratio(r.server.cpuMsPerRequest, floor?.server.cpuMsPerRequest), ratio(r.server.cpuMsPerRequest, bare?.server.cpuMsPerRequest),
+    ];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: string[]) => cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ');
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
+
+const mib = (kib: number) => Math.round(kib / 102.4) / 10;
 
 // ---- main
 
@@ -568,7 +707,8 @@ async function main() {
   const started = Date.now();
   const info = machine();
   const loadAtStart = os.loadavg();
-  console.log(`MovR bench${quick ? ' (quick)' : ''}: ${info.nproc} cores, ${info.cpu}, ${info.memoryGiB} GiB, node ${info.node}`);
+  console.log(`MovR bench${quick ? ' (quick)' : ''}: ${info.nproc} cores, ${info.cpu}, ${info.memoryGiB} GiB, node ${info.node}, load ${loadAtStart.map((l) => l.toFixed(1)).join(' ')}`);
+  const scripts = buildServers();
 
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'movr-bench-'));
   // As root the embedded server runs as `postgres`, which must traverse this directory (mkdtemp makes it 0700).
@@ -596,54 +736,86 @@ async function main() {
   console.log(`loaded in ${data.seconds.toFixed(1)} s (${data.activeRides} rides going on)`);
   checkAborted();
 
-  const server = await startServer(dataDir, embedded.connectionString);
-  const heavy = await logInAll(server.url, data.heavyRiders.slice(0, connections));
-  const cyclists = await logInAll(server.url, data.cyclists.slice(0, cycleConnections), (c) => ({ vehicleId: c.vehicleId }));
-  const idleRssMiB = Math.round(memoryKiB(server.child.pid!).rss / 102.4) / 10;
-  console.log(`server up at ${server.url}, ${heavy.length + cyclists.length} riders logged in, idle RSS ${idleRssMiB} MiB; rounds of ${durationS} s after ${warmupS} s warm-up\n`);
-
-  const specs: RoundSpec[] = [];
-  const both = (spec: Omit<RoundSpec, 'floor'>, floorPath?: string) => {
-    specs.push({ ...spec, floor: false }, { ...spec, floor: true, ...(floorPath ? { path: floorPath } : {}) });
-  };
-  if (selected.includes('login')) both({ key: 'login', name: 'GET /login (anonymous)', connections, path: '/login' }, `${FLOOR}/login`);
-  if (selected.includes('vehicles')) both({ key: 'vehicles', name: 'GET /vehicles', connections, path: '/vehicles', sessions: heavy }, `${FLOOR}/vehicles`);
-  if (selected.includes('rides')) both({ key: 'rides', name: 'GET /rides (50 rides)', connections, path: '/rides', sessions: heavy }, `${FLOOR}/rides`);
-  if (selected.includes('cycle')) both({ key: 'cycle', name: 'start/end ride cycle', connections: cyclists.length, sessions: cyclists });
-
   const results: RoundResult[] = [];
-  for (const spec of specs) {
-    const label = spec.floor ? `floor ${spec.key}` : spec.name;
-    await settle(client, database, data.cyclists);
-    if (warmupS > 0) await runRound(server, postmaster, client, spec, warmupS, false);
-    // autocannon stops without waiting for the answers in flight: let them land before ending their rides.
-    if (spec.key === 'cycle') await sleep(1000);
-    if (spec.key === 'cycle') await endOpenRides(database, data.cyclists);
-    const result = (await runRound(server, postmaster, client, spec, durationS, true))!;
-    results.push(result);
-    console.log(`${label.padEnd(28)} ${result.requestsPerS.toFixed(0).padStart(6)} req/s  p50 ${result.latencyMs.p50} ms  p99 ${result.latencyMs.p99} ms  errors ${result.errors}`);
-    if (server.child.exitCode !== null) throw new Error(`the bench server exited:\n${tail(server.logFile)}`);
-    if (spec.key === 'cycle') await sleep(1000); // requests in flight when autocannon stopped
+  const memory: { workers: number; idleRssMiB: number[]; bareIdleRssMiB: number[] }[] = [];
+  // Sessions live in the database and are signed with the same key, so one log-in serves every server.
+  let riders: { heavy: Session[]; cyclists: Session[]; visitor: string; bare: Record<string, BarePage>; specFile: string } | undefined;
+  for (const workers of workerCounts) {
+    const server = await startServer(scripts.app, dataDir, embedded.connectionString, workers);
+    const idleRssMiB = servingPids(server.child.pid!).map((pid) => mib(memoryKiB(pid).rss));
+    if (!riders) {
+      const heavy = await logInAll(server.url, data.heavyRiders.slice(0, connections));
+      const cyclists = await logInAll(server.url, data.cyclists.slice(0, cycleConnections), (c) => ({ vehicleId: c.vehicleId }));
+      const visitor = await visitorCookie(server.url);
+      const bare = await barePages(database, server.url, heavy[0]!, visitor);
+      const specFile = path.join(dataDir, 'bare-pages.json');
+      writeFileSync(specFile, JSON.stringify(bare));
+      riders = { heavy, cyclists, visitor, bare, specFile };
+      console.log(`${heavy.length + cyclists.length} riders logged in; bare floor: ${Object.entries(bare).map(([page, { statements, body }]) => `${page} ${statements.length} statements, ${body.length} B`).join('; ')}`);
+    }
+    const bareServer = await startServer(scripts.bare, dataDir, embedded.connectionString, workers, { BENCH_BARE_SPEC: riders.specFile });
+    const bareIdleRssMiB = servingPids(bareServer.child.pid!).map((pid) => mib(memoryKiB(pid).rss));
+    memory.push({ workers, idleRssMiB, bareIdleRssMiB });
+    console.log(`\n${workers} worker${workers > 1 ? 's' : ''} at ${server.url}: idle RSS per worker ${idleRssMiB.join(', ')} MiB (bare ${bareIdleRssMiB.join(', ')} MiB); rounds of ${durationS} s after ${warmupS} s warm-up`);
+
+    const { heavy, cyclists, visitor } = riders;
+    const specs: RoundSpec[] = [];
+    const all = (spec: Omit<RoundSpec, 'kind'>, floorPath?: string) => {
+      specs.push({ ...spec, kind: 'page' }, { ...spec, kind: 'floor', ...(floorPath ? { path: floorPath } : {}) });
+      if (spec.path) specs.push({ ...spec, kind: 'bare' });
+    };
+    if (selected.includes('login')) all({ key: 'login', name: 'GET /login (anonymous)', connections, path: '/login', cookie: visitor }, `${FLOOR}/login`);
+    if (selected.includes('vehicles')) all({ key: 'vehicles', name: 'GET /vehicles (50 cards)', connections, path: '/vehicles', sessions: heavy }, `${FLOOR}/vehicles`);
+    if (selected.includes('rides')) all({ key: 'rides', name: `GET /rides (${RIDES_PER_HEAVY} rides)`, connections, path: '/rides', sessions: heavy }, `${FLOOR}/rides`);
+    if (selected.includes('cycle')) all({ key: 'cycle', name: 'start/end ride cycle', connections: cyclists.length, sessions: cyclists });
+
+    const these: RoundResult[] = [];
+    for (const spec of specs) {
+      const target = spec.kind === 'bare' ? bareServer : server;
+      const label = spec.kind === 'page' ? spec.name : `${spec.kind} ${spec.key}`;
+      await settle(client, database, data.cyclists);
+      if (warmupS > 0) await runRound(target, workers, postmaster, client, spec, warmupS, false);
+      // autocannon stops without waiting for the answers in flight: let them land before ending their rides.
+      if (spec.key === 'cycle') await sleep(1000);
+      if (spec.key === 'cycle') await endOpenRides(database, data.cyclists);
+      const result = (await runRound(target, workers, postmaster, client, spec, durationS, true))!;
+      these.push(result);
+      console.log(`${label.padEnd(28)} ${result.requestsPerS.toFixed(0).padStart(6)} req/s  node ${result.server.cpuMsPerRequest.toFixed(2)} + pg ${result.postgresCpuMsPerRequest.toFixed(2)} ms/req  p99 ${result.latencyMs.p99} ms  errors ${result.errors}`);
+      if (target.child.exitCode !== null) throw new Error(`the bench server exited:\n${tail(target.logFile)}`);
+      if (spec.key === 'cycle') await sleep(1000); // requests in flight when autocannon stopped
+    }
+    results.push(...these);
+    console.log(`\n${workers} worker${workers > 1 ? 's' : ''}:\n${table(these)}\n`);
+    await Promise.all([server.stop(), bareServer.stop()]);
   }
 
-  console.log(`\n${table(results)}\n`);
-  console.log('of floor: the page\'s req/s as a share of its floor (same middleware and SQL, fixed string instead of the page).');
-  console.log('ms/req: CPU time per response, node = the app, pg = all PostgreSQL processes (steadier than req/s on shared cores).');
-  console.log('SQL/req: statements the app sent per response; sess w/req: session rows written; WAL B/req: WAL bytes written.');
-  console.log('other CPU %: what everything else on the machine took (of one core; 2 cores = 200%); the JSON has the app\'s,');
-  console.log('PostgreSQL\'s and autocannon\'s too. retries: transactions retried after a serialization failure.');
+  console.log('floor: the same middleware and SQL sending a fixed string; bare: node:http sending the same SQL through pg and');
+  console.log('the page as rendered once. req/s ÷ floor: the page\'s share of its floor\'s rate; node ms × floor: its CPU as a multiple.');
+  console.log('ms/req: CPU time per response, node = the app (every worker), pg = all PostgreSQL processes (steadier than req/s on');
+  console.log('shared cores). SQL/req: statements the app sent per response; sess w/req: session rows written; WAL B/req: WAL bytes.');
+  console.log('other CPU %: what everything else on the machine took (of one core); retries: transactions retried after a 40001.');
+  const pages = results.filter((r) => r.kind === 'page' && r.round !== 'cycle');
+  if (workerCounts.length > 1) {
+    console.log(`\nreq/s by workers: ${[...new Set(pages.map((r) => r.name))].map((name) => `${name} ${pages.filter((r) => r.name === name).map((r) => `${r.workers}w ${r.requestsPerS.toFixed(0)}`).join(' / ')}`).join('; ')}`);
+  }
   const report = {
     label: args.label ?? null,
     at: new Date(started).toISOString(),
     totalSeconds: Math.round((Date.now() - started) / 100) / 10,
     git: gitState(),
     machine: { ...info, postgres: postgresVersion, loadAverageAtStart: loadAtStart, loadAverageAtEnd: os.loadavg() },
-    options: { quick, durationS, warmupS, connections, cycleConnections, poolSize: poolSize ?? 'app default (10)', logLevel: args['log-level'] },
+    options: { quick, durationS, warmupS, connections, cycleConnections, workers: workerCounts, poolSize: poolSize ?? 'app default (10)', logLevel: args['log-level'], nodeEnv: 'production' },
     dataset: { ...sizes, activeRides: data.activeRides, loadSeconds: Math.round(data.seconds * 10) / 10 },
-    server: { idleRssMiB },
+    memory,
     rounds: results.map((r) => {
-      const floor = results.find((f) => f.floor && f.round === r.round);
-      return { ...r, ...(!r.floor && floor ? { ofFloor: Math.round((r.requestsPerS / floor.requestsPerS) * 1000) / 1000 } : {}) };
+      const floor = results.find((f) => f.kind === 'floor' && f.round === r.round && f.workers === r.workers);
+      const bare = results.find((f) => f.kind === 'bare' && f.round === r.round && f.workers === r.workers);
+      if (r.kind !== 'page') return r;
+      return {
+        ...r,
+        ...(floor ? { ofFloor: { requestsPerS: Number(ratio(r.requestsPerS, floor.requestsPerS)), cpuMsPerRequest: Number(ratio(r.server.cpuMsPerRequest, floor.server.cpuMsPerRequest)) } } : {}),
+        ...(bare ? { ofBare: { requestsPerS: Number(ratio(r.requestsPerS, bare.requestsPerS)), cpuMsPerRequest: Number(ratio(r.server.cpuMsPerRequest, bare.server.cpuMsPerRequest)) } } : {}),
+      };
     }),
   };
   mkdirSync(path.dirname(args.out), { recursive: true });

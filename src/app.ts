@@ -1,11 +1,8 @@
-import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import cookieParser from 'cookie-parser';
 import { doubleCsrf } from 'csrf-csrf';
 import express, { type Express, Router } from 'express';
 import onHeaders from 'on-headers';
-import helmet from 'helmet';
-import { pinoHttp } from 'pino-http';
 import { type Config, PROJECT_ROOT } from './config.js';
 import type { MovrDatabase } from './db/database.js';
 import { VEHICLE_TYPES } from './movr/domain.js';
@@ -14,8 +11,10 @@ import type { DemoLogin } from './movr/demo-data.js';
 import type { MovR } from './movr/movr.js';
 import { REGION_NAMES, REGIONS, cityLabel, citiesOf, regionLabel, regionOf } from './regions.js';
 import { activeRideLocal } from './web/active-ride.js';
-import { createPassport } from './web/auth.js';
+import { createPassport, sessionUser } from './web/auth.js';
 import { errorHandler, HttpError } from './web/errors.js';
+import { requestLog } from './web/request-log.js';
+import { securityHeaders } from './web/security-headers.js';
 import { type FlashMessage, takeFlash } from './web/flash.js';
 import { formatDate, formatDateTime, formatDuration, formatFull, formatRelative, formatTime, STATUS_LABELS, titleCase } from './web/format.js';
 import { currentLocality, locality } from './web/locality.js';
@@ -98,18 +97,7 @@ export function createApp({ config, db, movr, logger, rateLimits, extraRoutes, d
     status: STATUS_LABELS,
   };
 
-  app.use(
-    pinoHttp({
-      logger,
-      genReqId: (req, res) => {
-        const given = req.headers['x-request-id'];
-        const id = typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
-        res.setHeader('X-Request-Id', id);
-        return id;
-      },
-      autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' || req.url?.startsWith('/static/') === true },
-    }),
-  );
+  app.use(requestLog(logger));
   app.use((_req, res, next) => {
     // Draining for a rolling update: each connection serves this response and closes, so clients move on.
     // Decided as the head is written, so a request already running when the signal came closes too.
@@ -119,7 +107,7 @@ export function createApp({ config, db, movr, logger, rateLimits, extraRoutes, d
   app.use(metrics.observeRequests);
   app.use(serverTiming(config.region));
   app.use(
-    helmet({
+    securityHeaders({
       contentSecurityPolicy: {
         directives: {
           // The Google map is an Embed API iframe, so only frames need Google's origin, and only with a key.
@@ -145,7 +133,7 @@ export function createApp({ config, db, movr, logger, rateLimits, extraRoutes, d
   app.use(sessionMiddleware(config, sessionStore));
   app.use(cookieParser(config.secretKey));
   app.use(saveSessionBeforeRedirect);
-  app.use(passport.session());
+  app.use(sessionUser(passport));
   app.use(locality(config.region));
   app.use((req, res, next) => {
     res.locals.currentUser = req.user;

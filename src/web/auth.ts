@@ -46,6 +46,20 @@ export function toSessionUser(user: Pick<User, 'id' | 'city' | 'username'>): Ses
   return { id: user.id, city: user.city, username: user.username };
 }
 
+/**
+ * passport.session() where a log-in or log-out may happen; a GET or HEAD only needs req.user, which the session
+ * holds as is (deserializeUser above is the identity), without passport's per-request strategy machinery.
+ */
+export function sessionUser(instance: passport.Authenticator) {
+  const full = instance.session();
+  return (req: Request, res: Response, next: NextFunction): void => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return full(req, res, next);
+    const user = req.session?.passport?.user;
+    if (user) req.user = user as SessionUser;
+    next();
+  };
+}
+
 /** Pages that need a logged-in user: anyone else is sent to log in. */
 export function requireLogin(req: Request, res: Response, next: NextFunction): void {
   if (req.user) return next();

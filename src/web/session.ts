@@ -36,7 +36,12 @@ export function sessionMiddleware(config: Pick<Config, 'secretKey' | 'isProducti
     rolling: true,
     cookie: { ...cookieSecurity(config), maxAge: WEEK_MS },
   });
-  return [handler, renewSession];
+  const cookiePrefix = `${SESSION_COOKIE}=`;
+  // A GET or HEAD without a session cookie has no session to load and (saveUninitialized: false) none to save,
+  // yet express-session would make one to throw away: a random id, two hashes, wrapped res.end and writeHead.
+  const loadSession = (req: Request, res: Response, next: NextFunction) =>
+    (req.method === 'GET' || req.method === 'HEAD') && !req.headers.cookie?.includes(cookiePrefix) ? next() : handler(req, res, next);
+  return [loadSession, renewSession];
 }
 
 /**

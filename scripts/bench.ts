@@ -53,6 +53,10 @@ const { values: args } = parseArgs({
     warmup: { type: 'string' },
     connections: { type: 'string' },
     workers: { type: 'string' },
+    kinds: { type: 'string' },
+    'app-dir': { type: 'string' },
+    compare: { type: 'string' },
+    repeat: { type: 'string' },
     'cycle-connections': { type: 'string' },
     'log-level': { type: 'string', default: 'info' },
     label: { type: 'string' },
@@ -65,6 +69,10 @@ const { values: args } = parseArgs({
 if (args.help) {
   console.log(`usage: npm run bench -- [--quick] [--workers 1,2] [--pool N] [--rounds login,vehicles,rides,cycle] [--duration S] [--warmup S]
   [--connections N] [--cycle-connections N] [--log-level info] [--label TEXT] [--out FILE]
+  [--kinds page,floor,bare]  which of each round's measurements to run (all by default)
+  [--app-dir DIR]  a build to measure instead of dist/ (another checkout's, to compare two versions)
+  [--compare DIR] [--repeat N]  also run the build in DIR, each page round alternating between the two N times
+                 (same database, same load): the fair way to measure a change on a busy machine
   [--cpu-prof]   the server writes a V8 CPU profile to test-output/profiles/ (open it in Chrome DevTools)`);
   process.exit(0);
 }
@@ -75,6 +83,10 @@ const durationS = Number(args.duration ?? (quick ? 2 : 10));
 const warmupS = Number(args.warmup ?? (quick ? 0.5 : 2));
 /** Each count runs every round against a fresh server of that many workers (WEB_CONCURRENCY). */
 const workerCounts = (args.workers ?? (quick ? '1' : '1,2')).split(',').map(Number);
+const kinds = (args.kinds ?? 'page,floor,bare').split(',');
+const appDir = args['app-dir'] ? path.resolve(args['app-dir']) : path.join(ROOT, 'dist');
+const compareDir = args.compare ? path.resolve(args.compare) : undefined;
+const repeat = Number(args.repeat ?? (compareDir ? 3 : 1));
 for (const n of workerCounts) if (!Number.isInteger(n) || n < 1 || n > 16) throw new Error(`--workers takes counts from 1 to 16, e.g. 1,2`);
 const connections = Number(args.connections ?? 20);
 const cycleConnections = Number(args['cycle-connections'] ?? 50);
@@ -261,10 +273,10 @@ function buildServers(): { app: string; bare: string } {
   return { app: transpile('bench-server'), bare: transpile('bench-bare') };
 }
 
-async function startServer(script: string, dataDir: string, connectionString: string, workers: number, extraEnv: Record<string, string> = {}): Promise<ServerProcess> {
+async function startServer(script: string, dataDir: string, connectionString: string, workers: number, extraEnv: Record<string, string> = {}, dir = appDir): Promise<ServerProcess> {
   const bare = 'BENCH_BARE_SPEC' in extraEnv;
   const port = await findFreePort(20_000 + Math.floor(Math.random() * 10_000));
-  const logFile = path.join(dataDir, bare ? `bare-${workers}.log` : `server-${workers}.log`);
+  const logFile = path.join(dataDir, bare ? `bare-${workers}.log` : `server-${workers}-${path.basename(path.dirname(dir))}.log`);
   const log = openSync(logFile, 'a');
   const profile = args['cpu-prof'] && !bare ? ['--cpu-prof', `--cpu-prof-dir=${path.join(ROOT, 'test-output/profiles')}`] : [];
   const child = spawn(process.execPath, [...profile, script], {
@@ -280,7 +292,7 @@ async function startServer(script: string, dataDir: string, connectionString: st
       MOVR_DATA_DIR: dataDir,
       LOG_LEVEL: args['log-level'],
       METRICS_PORT: '0',
-      BENCH_APP_DIR: path.join(ROOT, 'dist'),
+      BENCH_APP_DIR: dir,
       BENCH_WORKERS: String(workers),
       BENCH_POOL_SIZE: poolSize ? String(poolSize) : '',
       ...extraEnv,
@@ -754,6 +766,7 @@ async function main() {
       console.log(`${heavy.length + cyclists.length} riders logged in; bare floor: ${Object.entries(bare).map(([page, { statements, body }]) => `${page} ${statements.length} statements, ${body.length} B`).join('; ')}`);
     }
     const bareServer = await startServer(scripts.bare, dataDir, embedded.connectionString, workers, { BENCH_BARE_SPEC: riders.specFile });
+    const other = compareDir ? await startServer(scripts.app, dataDir, embedded.connectionString, workers, {}, compareDir) : undefined;
     const bareIdleRssMiB = servingPids(bareServer.child.pid!).map((pid) => mib(memoryKiB(pid).rss));
     memory.push({ workers, idleRssMiB, bareIdleRssMiB });
     console.log(`\n${workers} worker${workers > 1 ? 's' : ''} at ${server.url}: idle RSS per worker ${idleRssMiB.join(', ')} MiB (bare ${bareIdleRssMiB.join(', ')} MiB); rounds of ${durationS} s after ${warmupS} s warm-up`);
@@ -761,8 +774,9 @@ async function main() {
     const { heavy, cyclists, visitor } = riders;
     const specs: RoundSpec[] = [];
     const all = (spec: Omit<RoundSpec, 'kind'>, floorPath?: string) => {
-      specs.push({ ...spec, kind: 'page' }, { ...spec, kind: 'floor', ...(floorPath ? { path: floorPath } : {}) });
-      if (spec.path) specs.push({ ...spec, kind: 'bare' });
+      if (kinds.includes('page')) specs.push({ ...spec, kind: 'page' });
+      if (kinds.includes('floor')) specs.push({ ...spec, kind: 'floor', ...(floorPath ? { path: floorPath } : {}) });
+      if (spec.path && kinds.includes('bare')) specs.push({ ...spec, kind: 'bare' });
     };
     if (selected.includes('login')) all({ key: 'login', name: 'GET /login (anonymous)', connections, path: '/login', cookie: visitor }, `${FLOOR}/login`);
     if (selected.includes('vehicles')) all({ key: 'vehicles', name: 'GET /vehicles (50 cards)', connections, path: '/vehicles', sessions: heavy }, `${FLOOR}/vehicles`);
@@ -770,8 +784,15 @@ async function main() {
     if (selected.includes('cycle')) all({ key: 'cycle', name: 'start/end ride cycle', connections: cyclists.length, sessions: cyclists });
 
     const these: RoundResult[] = [];
-    for (const spec of specs) {
-      const target = spec.kind === 'bare' ? bareServer : server;
+    // With --compare, each page round runs on both builds in turn, `repeat` times: the name says which build.
+    const variants = (spec: RoundSpec) =>
+      spec.kind === 'page' && other
+        ? Array.from({ length: repeat }, () => [
+            { spec: { ...spec, name: `${spec.name} [${path.basename(path.dirname(appDir))}]` }, target: server },
+            { spec: { ...spec, name: `${spec.name} [${path.basename(path.dirname(compareDir!))}]` }, target: other },
+          ]).flat()
+        : Array.from({ length: repeat }, () => ({ spec, target: spec.kind === 'bare' ? bareServer : server }));
+    for (const { spec, target } of specs.flatMap(variants)) {
       const label = spec.kind === 'page' ? spec.name : `${spec.kind} ${spec.key}`;
       await settle(client, database, data.cyclists);
       if (warmupS > 0) await runRound(target, workers, postmaster, client, spec, warmupS, false);
@@ -780,13 +801,13 @@ async function main() {
       if (spec.key === 'cycle') await endOpenRides(database, data.cyclists);
       const result = (await runRound(target, workers, postmaster, client, spec, durationS, true))!;
       these.push(result);
-      console.log(`${label.padEnd(28)} ${result.requestsPerS.toFixed(0).padStart(6)} req/s  node ${result.server.cpuMsPerRequest.toFixed(2)} + pg ${result.postgresCpuMsPerRequest.toFixed(2)} ms/req  p99 ${result.latencyMs.p99} ms  errors ${result.errors}`);
+      console.log(`${label.padEnd(36)} ${result.requestsPerS.toFixed(0).padStart(6)} req/s  node ${result.server.cpuMsPerRequest.toFixed(2)} + pg ${result.postgresCpuMsPerRequest.toFixed(2)} ms/req  p99 ${result.latencyMs.p99} ms  errors ${result.errors}`);
       if (target.child.exitCode !== null) throw new Error(`the bench server exited:\n${tail(target.logFile)}`);
       if (spec.key === 'cycle') await sleep(1000); // requests in flight when autocannon stopped
     }
     results.push(...these);
     console.log(`\n${workers} worker${workers > 1 ? 's' : ''}:\n${table(these)}\n`);
-    await Promise.all([server.stop(), bareServer.stop()]);
+    await Promise.all([server.stop(), bareServer.stop(), other?.stop()]);
   }
 
   console.log('floor: the same middleware and SQL sending a fixed string; bare: node:http sending the same SQL through pg and');
@@ -795,6 +816,14 @@ async function main() {
   console.log('shared cores). SQL/req: statements the app sent per response; sess w/req: session rows written; WAL B/req: WAL bytes.');
   console.log('other CPU %: what everything else on the machine took (of one core); retries: transactions retried after a 40001.');
   const pages = results.filter((r) => r.kind === 'page' && r.round !== 'cycle');
+  if (repeat > 1) {
+    const median = (values: number[]) => [...values].sort((x, y) => x - y)[Math.floor((values.length - 1) / 2)]!;
+    console.log('\nmedian of the repeats (node + pg CPU ms per request, req/s):');
+    for (const name of new Set(pages.map((r) => `${r.workers}w ${r.name}`))) {
+      const runs = pages.filter((r) => `${r.workers}w ${r.name}` === name);
+      console.log(`  ${name.padEnd(44)} ${median(runs.map((r) => r.server.cpuMsPerRequest)).toFixed(2)} + ${median(runs.map((r) => r.postgresCpuMsPerRequest)).toFixed(2)} ms  ${median(runs.map((r) => r.requestsPerS)).toFixed(0)} req/s  (node ${runs.map((r) => r.server.cpuMsPerRequest.toFixed(2)).join(' ')})`);
+    }
+  }
   if (workerCounts.length > 1) {
     console.log(`\nreq/s by workers: ${[...new Set(pages.map((r) => r.name))].map((name) => `${name} ${pages.filter((r) => r.name === name).map((r) => `${r.workers}w ${r.requestsPerS.toFixed(0)}`).join(' / ')}`).join('; ')}`);
   }
@@ -804,7 +833,7 @@ async function main() {
     totalSeconds: Math.round((Date.now() - started) / 100) / 10,
     git: gitState(),
     machine: { ...info, postgres: postgresVersion, loadAverageAtStart: loadAtStart, loadAverageAtEnd: os.loadavg() },
-    options: { quick, durationS, warmupS, connections, cycleConnections, workers: workerCounts, poolSize: poolSize ?? 'app default (10)', logLevel: args['log-level'], nodeEnv: 'production' },
+    options: { appDir: path.relative(ROOT, appDir), kinds, quick, durationS, warmupS, connections, cycleConnections, workers: workerCounts, poolSize: poolSize ?? 'app default (10)', logLevel: args['log-level'], nodeEnv: 'production' },
     dataset: { ...sizes, activeRides: data.activeRides, loadSeconds: Math.round(data.seconds * 10) / 10 },
     memory,
     rounds: results.map((r) => {

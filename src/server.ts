@@ -7,7 +7,7 @@ import { AggregatorRegistry } from 'prom-client';
 import { createApp, type Lifecycle } from './app.js';
 import { type Config, ConfigError, loadConfig, withSecretKey } from './config.js';
 import { openDatabase, type MovrDatabase } from './db/database.js';
-import { type EmbeddedPostgres, startEmbeddedPostgres } from './db/embedded-postgres.js';
+import type { EmbeddedPostgres } from './db/embedded-postgres.js';
 import { prepareSchema } from './db/migrate.js';
 import { createLogger, type Logger } from './logger.js';
 import { type DemoLogin, loadDemoData } from './movr/demo-data.js';
@@ -37,7 +37,8 @@ function parseConfig(): Config {
 /** The database, schema and demo data: once per machine (the single process, or the cluster's primary). */
 async function openBackend(config: Config, logger: Logger) {
   let embedded: EmbeddedPostgres | undefined;
-  if (!config.dbUri) embedded = await startEmbeddedPostgres({ dataDir: config.dataDir, logger });
+  // Loaded only when needed: production, with DB_URI, never loads the embedded database's code.
+  if (!config.dbUri) embedded = await (await import('./db/embedded-postgres.js')).startEmbeddedPostgres({ dataDir: config.dataDir, logger });
   try {
     const database = await openDatabase({ connectionString: config.dbUri ?? embedded!.connectionString, logger });
     logger.info({ kind: database.kind, version: database.version }, 'connected to the database');

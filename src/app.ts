@@ -80,6 +80,9 @@ export function createApp({ config, db, movr, logger, rateLimits, extraRoutes, d
   // Compiled once outside development; `npm run dev` re-reads an edited template on the next request.
   app.set('view cache', config.env !== 'development');
   app.disable('x-powered-by');
+  // Pages are no-store, so never revalidated: an ETag would cost a SHA-1 of every page for nothing. Static files
+  // keep theirs (serve-static makes its own).
+  app.set('etag', false);
   app.locals.vehicleTypes = VEHICLE_TYPES;
   app.locals.development = config.env === 'development';
   app.locals.demoLogin = config.env === 'development' ? demoLogin : undefined;

@@ -16,27 +16,45 @@ function formatter(city: City, style: string, options: Intl.DateTimeFormatOption
   return format;
 }
 
+const written = new Map<string, string>();
+const WRITTEN_MAX = 20_000;
+
+/**
+ * An instant as a city's formatter writes it, remembered: Intl's format() is the costliest step of a page with
+ * 50 dates, and the same vehicles and rides are shown again and again. The answer never changes for an instant.
+ */
+function write(city: City, style: string, options: Intl.DateTimeFormatOptions, date: Date): string {
+  const key = `${style}|${city}|${date.getTime()}`;
+  let text = written.get(key);
+  if (text === undefined) {
+    if (written.size >= WRITTEN_MAX) written.clear();
+    text = formatter(city, style, options).format(date);
+    written.set(key, text);
+  }
+  return text;
+}
+
 /** "Tue 1 Dec, 22:10" in Paris, "Tue, Dec 1, 1:10 PM" in Seattle: the city's local time. */
 export function formatDateTime(date: Date | null | undefined, city: City): string {
   if (!date) return '';
-  return formatter(city, 'dateTime', { weekday: 'short', day: 'numeric', month: 'short', hour: 'numeric', minute: '2-digit' }).format(date);
+  return write(city, 'dateTime', { weekday: 'short', day: 'numeric', month: 'short', hour: 'numeric', minute: '2-digit' }, date);
 }
 
 /** "22:10" in Paris, "1:10 PM" in Seattle. */
 export function formatTime(date: Date | null | undefined, city: City): string {
   if (!date) return '';
-  return formatter(city, 'time', { hour: 'numeric', minute: '2-digit' }).format(date);
+  return write(city, 'time', { hour: 'numeric', minute: '2-digit' }, date);
 }
 
 /** "1 Dec 2026, 22:10 CET": everything, zone included, for a tooltip or a confirmation. */
 export function formatFull(date: Date | null | undefined, city: City): string {
   if (!date) return '';
-  return formatter(city, 'full', { day: 'numeric', month: 'short', year: 'numeric', hour: 'numeric', minute: '2-digit', timeZoneName: 'short' }).format(date);
+  return write(city, 'full', { day: 'numeric', month: 'short', year: 'numeric', hour: 'numeric', minute: '2-digit', timeZoneName: 'short' }, date);
 }
 
 export function formatDate(date: Date | null | undefined, city: City): string {
   if (!date) return '';
-  return formatter(city, 'date', { day: 'numeric', month: 'short', year: 'numeric' }).format(date);
+  return write(city, 'date', { day: 'numeric', month: 'short', year: 'numeric' }, date);
 }
 
 /** "7 min", "1 h 05 min", "under a minute": what a rider wants to know of a ride's length. */

@@ -79,8 +79,8 @@ if (args.help) {
 
 const quick = args.quick;
 const sizes = quick ? QUICK_SIZES : FULL_SIZES;
-const durationS = Number(args.duration ?? (quick ? 2 : 10));
-const warmupS = Number(args.warmup ?? (quick ? 0.5 : 2));
+const durationS = Number(args.duration ?? (quick ? 1.5 : 10));
+const warmupS = Number(args.warmup ?? (quick ? 0.3 : 2));
 /** Each count runs every round against a fresh server of that many workers (WEB_CONCURRENCY). */
 const workerCounts = (args.workers ?? (quick ? '1' : '1,2')).split(',').map(Number);
 const kinds = (args.kinds ?? 'page,floor,bare').split(',');
@@ -666,7 +666,7 @@ async function recordStatements(work: () => Promise<unknown>): Promise<BarePage[
 }
 
 /**
- * Each page's SQL for one rider, from the app's code (the session read, then the page's query), and its body as
+ * Each page's SQL for one rider, from the app's code (the session read, then the page's reads), and its body as
  * the app renders it: what the bare floor replays and writes.
  */
 async function barePages(database: MovrDatabase, url: string, session: Session, visitor: string): Promise<Record<string, BarePage>> {
@@ -682,7 +682,11 @@ async function barePages(database: MovrDatabase, url: string, session: Session, 
   };
   return {
     '/login': { statements: [], body: await body('/login', visitor) },
-    '/vehicles': { statements: [...sessionRead, ...(await recordStatements(() => movr.getVehicles(session.rider.city, 1)))], body: await body('/vehicles', session.cookie) },
+    // The riding bar's read (web/active-ride.ts) follows the page's own on every page but the rides page.
+    '/vehicles': {
+      statements: [...sessionRead, ...(await recordStatements(() => movr.getVehicles(session.rider.city, 1))), ...(await recordStatements(() => movr.getActiveRide(session.rider)))],
+      body: await body('/vehicles', session.cookie),
+    },
     '/rides': { statements: [...sessionRead, ...(await recordStatements(() => movr.getRides(session.rider)))], body: await body('/rides', session.cookie) },
   };
 }
@@ -775,7 +779,8 @@ async function main() {
     const specs: RoundSpec[] = [];
     const all = (spec: Omit<RoundSpec, 'kind'>, floorPath?: string) => {
       if (kinds.includes('page')) specs.push({ ...spec, kind: 'page' });
-      if (kinds.includes('floor')) specs.push({ ...spec, kind: 'floor', ...(floorPath ? { path: floorPath } : {}) });
+      // --quick keeps the cycle's floor out, to stay under a minute.
+      if (kinds.includes('floor') && (spec.path || !quick)) specs.push({ ...spec, kind: 'floor', ...(floorPath ? { path: floorPath } : {}) });
       if (spec.path && kinds.includes('bare')) specs.push({ ...spec, kind: 'bare' });
     };
     if (selected.includes('login')) all({ key: 'login', name: 'GET /login (anonymous)', connections, path: '/login', cookie: visitor }, `${FLOOR}/login`);

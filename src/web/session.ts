@@ -20,7 +20,7 @@ const WEEK_MS = 7 * 24 * 3600 * 1000;
 /** The stored expiry of a session in use lags the cookie's by at most this. */
 export const SESSION_RENEW_AFTER_MS = 3600 * 1000;
 
-export function cookieSecurity(config: Pick<Config, 'isProduction'>) {
+function cookieSecurity(config: Pick<Config, 'isProduction'>) {
   // Behind the TLS-terminating load balancer, `trust proxy` lets Express see https and send secure cookies.
   return { httpOnly: true, sameSite: 'lax', secure: config.isProduction } as const;
 }

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { accessSync, constants, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Browser, type BrowserContext, type CDPSession, chromium, type Locator, type Page } from 'playwright-core';
 import { PROJECT_ROOT } from '../../src/config.js';
+import { findChromium } from '../support/chromium.js';
 import { freePort, tempDir } from '../support/cluster.js';
 
 /**
@@ -13,7 +14,6 @@ import { freePort, tempDir } from '../support/cluster.js';
  * it (`node --import tsx src/server.ts`) on a fresh data directory: embedded PostgreSQL, demo data and all.
  */
 
-const CHROMIUM = '/usr/bin/chromium';
 // The machine has no internet: without the background-networking flags Chromium keeps dialling Google.
 const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const DESKTOP = { width: 1280, height: 800 };
@@ -322,13 +322,12 @@ async function addVehicle(page: Page, fields: { color: string; brand: string; lo
 
 describe('a rider in Chromium against the real server', { timeout: 300_000 }, () => {
   before(async () => {
-    // No skipping: a machine without Chromium fails here, loudly.
-    assert.ok(existsSync(CHROMIUM), `Chromium is missing at ${CHROMIUM}: install Debian's chromium package (apt-get install chromium)`);
-    accessSync(CHROMIUM, constants.X_OK);
+    // No skipping: a machine without Chromium or Chrome fails here, with one line saying how to get one.
+    const executablePath = findChromium();
     mkdirSync(SCREENSHOTS, { recursive: true });
     dataDir = tempDir('movr-browser-');
     // Both at once; whichever started is stopped by `after` when the other fails.
-    const [launched, started] = await Promise.allSettled([chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS }), startServer()]);
+    const [launched, started] = await Promise.allSettled([chromium.launch({ executablePath, args: CHROMIUM_ARGS }), startServer()]);
     if (launched.status === 'fulfilled') browser = launched.value;
     if (launched.status === 'rejected') throw launched.reason;
     if (started.status === 'rejected') throw started.reason;

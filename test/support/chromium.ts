@@ -1,0 +1,37 @@
+import { accessSync, constants } from 'node:fs';
+
+/** Where Chromium-family browsers usually live: Debian and other Linux packages, snap, macOS, Windows. */
+export const CHROMIUM_CANDIDATES = [
+  '/usr/bin/chromium',
+  '/usr/bin/chromium-browser',
+  '/usr/bin/google-chrome',
+  '/usr/bin/google-chrome-stable',
+  '/snap/bin/chromium',
+  '/Applications/Google Chrome.app/Contents/MacOS/Google Chrome',
+  '/Applications/Chromium.app/Contents/MacOS/Chromium',
+  'C:\\Program Files\\Google\\Chrome\\Application\\chrome.exe',
+  'C:\\Program Files (x86)\\Google\\Chrome\\Application\\chrome.exe',
+];
+
+const runnable = (file: string) => {
+  try {
+    accessSync(file, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * The browser the browser test drives: `CHROME_PATH` when set (it must run), else the first of the usual places.
+ * Never a downloaded build. Throws one line saying how to get one.
+ */
+export function findChromium(chromePath = process.env.CHROME_PATH, candidates: readonly string[] = CHROMIUM_CANDIDATES): string {
+  if (chromePath) {
+    if (runnable(chromePath)) return chromePath;
+    throw new Error(`CHROME_PATH is ${chromePath}, which is not an executable: point it at Chromium or Chrome.`);
+  }
+  const found = candidates.find(runnable);
+  if (found) return found;
+  throw new Error('No Chromium or Chrome found: install one (Debian: apt-get install chromium; macOS: brew install --cask chromium) or set CHROME_PATH to its executable.');
+}

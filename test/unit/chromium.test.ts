@@ -6,8 +6,8 @@ import { findChromium } from '../support/chromium.js';
 import { tempDir } from '../support/cluster.js';
 
 const made: string[] = [];
-const scratch = () => {
-  const dir = scratch();
+const scratch = (): string => {
+  const dir = tempDir('movr-chrome-');
   made.push(dir);
   return dir;
 };

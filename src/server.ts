@@ -51,6 +51,13 @@ async function openBackend(config: Config, logger: Logger) {
   }
 }
 
+/** The last steps of every shutdown, once no request is left: metrics port, pool, then the embedded database. */
+async function closeBackend(backend: Awaited<ReturnType<typeof openBackend>> | undefined, metricsServer: Server | undefined, logger: Logger) {
+  metricsServer?.close();
+  await backend?.database.close().catch((error: unknown) => logger.error({ err: error }, 'closing the pool failed'));
+  await backend?.embedded?.stop().catch((error: unknown) => logger.error({ err: error }, 'stopping the embedded database failed'));
+}
+
 /** The demo login is generated on first start and kept beside the database, so every start can print it. */
 async function demoLogin(config: Config, database: MovrDatabase): Promise<DemoLogin | undefined> {
   const file = path.join(config.dataDir, 'demo-login.json');
@@ -135,9 +142,7 @@ async function runInstance(config: Config, logger: Logger) {
   const lifecycle: Lifecycle = { draining: false };
   const { shutdown, isStopping } = onShutdown(logger, async () => {
     if (server) await drainServer(server, lifecycle, logger);
-    metricsServer?.close();
-    await backend?.database.close().catch((error: unknown) => logger.error({ err: error }, 'closing the pool failed'));
-    await backend?.embedded?.stop().catch((error: unknown) => logger.error({ err: error }, 'stopping the embedded database failed'));
+    await closeBackend(backend, metricsServer, logger);
   });
 
   try {
@@ -179,9 +184,7 @@ async function runPrimary(config: Config, logger: Logger) {
       (worker) => new Promise<void>((resolve) => (worker!.isDead() ? resolve() : (worker!.once('exit', () => resolve()), worker!.process.kill('SIGTERM')))),
     );
     await Promise.all(exits);
-    metricsServer?.close();
-    await backend?.database.close().catch((error: unknown) => logger.error({ err: error }, 'closing the pool failed'));
-    await backend?.embedded?.stop().catch((error: unknown) => logger.error({ err: error }, 'stopping the embedded database failed'));
+    await closeBackend(backend, metricsServer, logger);
   });
 
   try {

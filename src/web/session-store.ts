@@ -50,7 +50,7 @@ export class DatabaseSessionStore extends session.Store {
         db
           .insertInto('sessions')
           // Typed timestamptz: the column is a plain timestamp, which would ignore a zone written in the text.
-          .values({ sid, sess: JSON.stringify(sess), expire: sql<Date>`${expire.toISOString()}::timestamptz`, user_city: user.city as City, user_id: user.id })
+          .values({ sid, sess: JSON.stringify(sess), expire: sql<Date>`${expire.toISOString()}::timestamptz`, user_city: user.city, user_id: user.id })
           .onConflict((conflict) =>
             conflict
               .column('sid')

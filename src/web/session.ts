@@ -11,7 +11,7 @@ declare module 'express-session' {
     /** When renewSession last moved the stored expiry forward (ms since the epoch). */
     renewedAt?: number;
     /** passport's: the logged-in user (web/auth.ts SessionUser). */
-    passport?: { user?: { id: string; city: string } };
+    passport?: { user?: { id: string; city: City } };
   }
 }
 
@@ -19,11 +19,6 @@ export const SESSION_COOKIE = 'movr.sid';
 const WEEK_MS = 7 * 24 * 3600 * 1000;
 /** The stored expiry of a session in use lags the cookie's by at most this. */
 export const SESSION_RENEW_AFTER_MS = 3600 * 1000;
-
-function cookieSecurity(config: Pick<Config, 'isProduction'>) {
-  // Behind the TLS-terminating load balancer, `trust proxy` lets Express see https and send secure cookies.
-  return { httpOnly: true, sameSite: 'lax', secure: config.isProduction } as const;
-}
 
 /** Sessions in the database (web/session-store.ts), so every instance sees a log-in and a log-out at once. */
 export function sessionMiddleware(config: Pick<Config, 'secretKey' | 'isProduction'>, store: DatabaseSessionStore) {
@@ -34,7 +29,8 @@ export function sessionMiddleware(config: Pick<Config, 'secretKey' | 'isProducti
     resave: false,
     saveUninitialized: false,
     rolling: true,
-    cookie: { ...cookieSecurity(config), maxAge: WEEK_MS },
+    // Behind the TLS-terminating load balancer, `trust proxy` lets Express see https and send secure cookies.
+    cookie: { httpOnly: true, sameSite: 'lax', secure: config.isProduction, maxAge: WEEK_MS },
   });
   const cookiePrefix = `${SESSION_COOKIE}=`;
   // A GET or HEAD without a session cookie has no session to load and (saveUninitialized: false) none to save,

@@ -75,7 +75,7 @@ export function userRoutes(movr: MovR): Router {
       await movr.removeUser(me, id.data);
     } catch (error) {
       if (!(error instanceof RefusedError)) throw error;
-      // The backend stops at the first reason; the rider hears them all.
+      // Every reason at once, in the confirmation page's words (with counts and vehicles on a ride).
       const blockers = await deletionBlockers(movr, me);
       if (blockers.length === 0) throw error;
       flash(req, 'danger', `To delete your account, first ${blockers.join(', and ')}.`);

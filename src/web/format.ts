@@ -1,35 +1,41 @@
 /** Formatting for people, used by the views through app.locals: times in the city's own zone and manner. */
 import { type City, localeOf, timeZoneOf } from '../regions.js';
 
-const formats = new Map<string, Intl.DateTimeFormat>();
+/** A city's formatter for one style, and what it has written: the answer never changes for an instant. */
+interface CityFormat {
+  readonly format: Intl.DateTimeFormat;
+  readonly written: Map<number, string>;
+}
+
+const formats = new Map<string, CityFormat>();
+const WRITTEN_MAX = 5_000;
 
 /** Intl formatters are costly to build: one per locale, zone and style, kept. */
-function formatter(city: City, style: string, options: Intl.DateTimeFormatOptions): Intl.DateTimeFormat {
+function cityFormat(city: City, style: string, options: Intl.DateTimeFormatOptions): CityFormat {
   const key = `${city}|${style}`;
-  let format = formats.get(key);
-  if (!format) {
+  let cityFormat = formats.get(key);
+  if (!cityFormat) {
     const locale = localeOf(city);
     // A 24-hour clock reads "00:05", a 12-hour one "12:05 AM".
     const hour = options.hour && locale !== 'en-US' ? '2-digit' : options.hour;
-    formats.set(key, (format = new Intl.DateTimeFormat(locale, { ...options, hour, timeZone: timeZoneOf(city) })));
+    const format = new Intl.DateTimeFormat(locale, { ...options, hour, timeZone: timeZoneOf(city) });
+    formats.set(key, (cityFormat = { format, written: new Map() }));
   }
-  return format;
+  return cityFormat;
 }
-
-const written = new Map<string, string>();
-const WRITTEN_MAX = 20_000;
 
 /**
  * An instant as a city's formatter writes it, remembered: Intl's format() is the costliest step of a page with
- * 50 dates, and the same vehicles and rides are shown again and again. The answer never changes for an instant.
+ * 50 dates, and the same vehicles and rides are shown again and again.
  */
 function write(city: City, style: string, options: Intl.DateTimeFormatOptions, date: Date): string {
-  const key = `${style}|${city}|${date.getTime()}`;
-  let text = written.get(key);
+  const { format, written } = cityFormat(city, style, options);
+  const time = date.getTime();
+  let text = written.get(time);
   if (text === undefined) {
     if (written.size >= WRITTEN_MAX) written.clear();
-    text = formatter(city, style, options).format(date);
-    written.set(key, text);
+    text = format.format(date);
+    written.set(time, text);
   }
   return text;
 }
@@ -81,8 +87,16 @@ export function formatRelative(date: Date | null | undefined, city: City, now: D
   return `on ${formatDate(date, city)}`;
 }
 
+const titled = new Map<string, string>();
+
+/** "Bike", "Electric Scooter": for the few words the pages title (vehicle types), so remembered. */
 export function titleCase(text: string): string {
-  return text.replace(/\b\p{L}/gu, (letter) => letter.toUpperCase());
+  let title = titled.get(text);
+  if (title === undefined) {
+    title = text.replace(/\b\p{L}/gu, (letter) => letter.toUpperCase());
+    if (titled.size < 100) titled.set(text, title);
+  }
+  return title;
 }
 
 export const STATUS_LABELS: Record<string, string> = { available: 'Available', in_use: 'In use', removed: 'Removed' };

@@ -1,5 +1,6 @@
 import { type Kysely, type RawBuilder, sql } from 'kysely';
 import { SQLSTATE, sqlState, violatedConstraint } from '../db/errors.js';
+import { prepare } from '../db/prepared.js';
 import type { Database } from '../db/schema.js';
 import type { Tx } from '../db/transaction.js';
 import { CITIES, type City } from '../regions.js';
@@ -47,9 +48,13 @@ export async function getUser(db: Kysely<Database>, ref: UserRef): Promise<User 
   return row && toUser(row);
 }
 
+// The pages' reads are compiled once (db/prepared.ts): building a Kysely query costs more than answering it.
+const usersOfCity = prepare(['city'], (db, { city }) =>
+  db.selectFrom('users').select(USER_COLUMNS).where('city', '=', city).where('username', 'is not', null).orderBy('username'),
+);
+
 export async function getUsers(db: Kysely<Database>, city: City): Promise<User[]> {
-  const rows = await db.selectFrom('users').select(USER_COLUMNS).where('city', '=', city).where('username', 'is not', null).orderBy('username').execute();
-  return rows.map(toUser);
+  return (await usersOfCity(db, { city })).map(toUser);
 }
 
 /** The row stays for ride history, emptied of personal data; the username is freed. */
@@ -78,8 +83,8 @@ export async function addVehicle(tx: Tx, owner: UserRef, input: NewVehicle): Pro
   return toVehicle(row);
 }
 
-export async function getVehicles(db: Kysely<Database>, city: City, page: number): Promise<Page<Vehicle>> {
-  const rows = await db
+const vehiclesOfCity = prepare(['city', 'offset'], (db, { city, offset }) =>
+  db
     .selectFrom('vehicles')
     .select(VEHICLE_COLUMNS)
     .where('city', '=', city)
@@ -88,21 +93,26 @@ export async function getVehicles(db: Kysely<Database>, city: City, page: number
     .orderBy('date_added', 'desc')
     .orderBy('id', 'desc')
     .limit(VEHICLES_PER_PAGE + 1)
-    .offset((page - 1) * VEHICLES_PER_PAGE)
-    .execute();
+    .offset(offset),
+);
+
+export async function getVehicles(db: Kysely<Database>, city: City, page: number): Promise<Page<Vehicle>> {
+  const rows = await vehiclesOfCity(db, { city, offset: (page - 1) * VEHICLES_PER_PAGE });
   return { items: rows.slice(0, VEHICLES_PER_PAGE).map(toVehicle), page, hasNext: rows.length > VEHICLES_PER_PAGE };
 }
 
-export async function getOwnedVehicles(db: Kysely<Database>, owner: UserRef): Promise<Vehicle[]> {
-  const rows = await db
+const vehiclesOfOwner = prepare(['city', 'id'], (db, { city, id }) =>
+  db
     .selectFrom('vehicles')
     .select(VEHICLE_COLUMNS)
-    .where('city', '=', owner.city)
-    .where('owner_id', '=', owner.id)
+    .where('city', '=', city)
+    .where('owner_id', '=', id)
     .where('status', '<>', sql.lit('removed'))
-    .orderBy('date_added', 'desc')
-    .execute();
-  return rows.map(toVehicle);
+    .orderBy('date_added', 'desc'),
+);
+
+export async function getOwnedVehicles(db: Kysely<Database>, owner: UserRef): Promise<Vehicle[]> {
+  return (await vehiclesOfOwner(db, owner)).map(toVehicle);
 }
 
 export async function removeVehicle(tx: Tx, actor: UserRef, vehicleId: string): Promise<void> {
@@ -165,17 +175,22 @@ export async function getOwnRide(tx: Tx, rider: UserRef, rideId: string, preferr
   return readRide(tx, ride.city, ride.id);
 }
 
+const ridesOfRider = prepare(['city', 'id'], (db, { city, id }) =>
+  ridesQuery(db).where('rides.rider_city', '=', city).where('rides.rider_id', '=', id).orderBy('rides.start_time', 'desc').limit(RIDES_SHOWN),
+);
+
 export function getRides(db: Kysely<Database>, rider: UserRef): Promise<Ride[]> {
-  return ridesQuery(db)
-    .where('rides.rider_city', '=', rider.city)
-    .where('rides.rider_id', '=', rider.id)
-    .orderBy('rides.start_time', 'desc')
-    .limit(RIDES_SHOWN)
-    .execute();
+  return ridesOfRider(db, rider);
 }
 
-export function getActiveRide(db: Kysely<Database>, rider: UserRef): Promise<Ride | undefined> {
-  return ridesQuery(db).where('rides.rider_city', '=', rider.city).where('rides.rider_id', '=', rider.id).where('rides.end_time', 'is', null).executeTakeFirst();
+/** Read for the riding bar of every page. */
+const activeRideOfRider = prepare(['city', 'id'], (db, { city, id }) =>
+  ridesQuery(db).where('rides.rider_city', '=', city).where('rides.rider_id', '=', id).where('rides.end_time', 'is', null),
+);
+
+export async function getActiveRide(db: Kysely<Database>, rider: UserRef): Promise<Ride | undefined> {
+  const [ride] = await activeRideOfRider(db, rider);
+  return ride;
 }
 
 /** A session that outlived its account (deleted meanwhile) acts for nobody: SERIALIZABLE orders this read against the deletion. */

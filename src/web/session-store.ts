@@ -7,6 +7,18 @@ import type { City } from '../regions.js';
 
 type Callback = (error?: unknown, value?: session.SessionData | null) => void;
 
+/** The read of every request with a session cookie, compiled once (db/prepared.ts). */
+const readSession = prepare(['sid'], (db, { sid }) =>
+  db
+    .selectFrom('sessions')
+    .innerJoin('users', (join) => join.onRef('users.city', '=', 'sessions.user_city').onRef('users.id', '=', 'sessions.user_id'))
+    .select('sessions.sess')
+    .where('sessions.sid', '=', sid)
+    .where('sessions.revoked', '=', false)
+    .where('sessions.expire', '>', sql<Date>`now()`)
+    .where('users.username', 'is not', null),
+);
+
 /**
  * Sessions in the database, shared by every instance. Written by hand because revocation must hold for a fleet,
  * which connect-pg-simple's unconditional upsert cannot promise:
@@ -16,26 +28,13 @@ type Callback = (error?: unknown, value?: session.SessionData | null) => void;
  * - a read checks, in the same statement, that the account still exists, so a deleted user's sessions end at once.
  */
 export class DatabaseSessionStore extends session.Store {
-  /** The read of every request with a session cookie, compiled once (db/prepared.ts). */
-  private readonly readSession;
-
   constructor(private readonly db: MovrDatabase) {
     super();
-    this.readSession = prepare(db.kysely, ['sid'], ({ sid }) =>
-      db.kysely
-        .selectFrom('sessions')
-        .innerJoin('users', (join) => join.onRef('users.city', '=', 'sessions.user_city').onRef('users.id', '=', 'sessions.user_id'))
-        .select('sessions.sess')
-        .where('sessions.sid', '=', sid)
-        .where('sessions.revoked', '=', false)
-        .where('sessions.expire', '>', sql<Date>`now()`)
-        .where('users.username', 'is not', null),
-    );
   }
 
   override get(sid: string, callback: Callback): void {
     settle(callback, async () => {
-      const [row] = await runStatement(this.db, (db) => this.readSession(db, { sid }));
+      const [row] = await runStatement(this.db, (db) => readSession(db, { sid }));
       if (!row) return null;
       return (typeof row.sess === 'string' ? JSON.parse(row.sess) : row.sess) as session.SessionData;
     });

@@ -29,7 +29,7 @@ import { vehicleRoutes } from './web/routes/vehicles.js';
 import { saveSessionBeforeRedirect } from './web/save-before-redirect.js';
 import { DatabaseSessionStore } from './web/session-store.js';
 import { serverTiming } from './web/server-timing.js';
-import { ejsEngine } from './web/views.js';
+import { useViews } from './web/views.js';
 import { sessionMiddleware } from './web/session.js';
 
 export { DEFAULT_RATE_LIMITS, type RateLimits };
@@ -77,11 +77,7 @@ export function createApp({ config, db, movr, logger, rateLimits, extraRoutes, d
 
   app.set('trust proxy', config.trustProxy);
   // Compiled once outside development; `npm run dev` re-reads an edited template on the next request.
-  const viewCache = config.env !== 'development';
-  app.engine('ejs', ejsEngine({ cache: viewCache }));
-  app.set('view engine', 'ejs');
-  app.set('views', path.join(PROJECT_ROOT, 'views'));
-  app.set('view cache', viewCache);
+  useViews(app, { cache: config.env !== 'development' });
   app.disable('x-powered-by');
   // Pages are no-store, so never revalidated: an ETag would cost a SHA-1 of every page for nothing. Static files
   // keep theirs (serve-static makes its own).

@@ -61,6 +61,7 @@ const { values: args } = parseArgs({
     'log-level': { type: 'string', default: 'info' },
     label: { type: 'string' },
     'cpu-prof': { type: 'boolean', default: false },
+    'node-options': { type: 'string' },
     out: { type: 'string', default: path.join(ROOT, 'test-output/bench.json') },
     help: { type: 'boolean', default: false },
   },
@@ -73,6 +74,7 @@ if (args.help) {
   [--app-dir DIR]  a build to measure instead of dist/ (another checkout's, to compare two versions)
   [--compare DIR] [--repeat N]  also run the build in DIR, each page round alternating between the two N times
                  (same database, same load): the fair way to measure a change on a busy machine
+  [--node-options="--flag ..."]  node/V8 flags for the app's server instead of npm start's (e.g. to try heap sizes)
   [--cpu-prof]   the server writes a V8 CPU profile to test-output/profiles/ (open it in Chrome DevTools)`);
   process.exit(0);
 }
@@ -273,13 +275,20 @@ function buildServers(): { app: string; bare: string } {
   return { app: transpile('bench-server'), bare: transpile('bench-bare') };
 }
 
+/** The node flags of `npm start` (as the Dockerfile's CMD): the app is measured as production runs it. */
+function startNodeOptions(): string {
+  const { scripts } = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  return /^node\s+(.*?)\s*dist\/server\.js$/.exec(scripts.start ?? '')?.[1] ?? '';
+}
+
 async function startServer(script: string, dataDir: string, connectionString: string, workers: number, extraEnv: Record<string, string> = {}, dir = appDir): Promise<ServerProcess> {
   const bare = 'BENCH_BARE_SPEC' in extraEnv;
   const port = await findFreePort(20_000 + Math.floor(Math.random() * 10_000));
   const logFile = path.join(dataDir, bare ? `bare-${workers}.log` : `server-${workers}-${path.basename(path.dirname(dir))}.log`);
   const log = openSync(logFile, 'a');
   const profile = args['cpu-prof'] && !bare ? ['--cpu-prof', `--cpu-prof-dir=${path.join(ROOT, 'test-output/profiles')}`] : [];
-  const child = spawn(process.execPath, [...profile, script], {
+  const nodeOptions = bare ? [] : (args['node-options'] ?? startNodeOptions()).split(/\s+/).filter(Boolean);
+  const child = spawn(process.execPath, [...nodeOptions, ...profile, script], {
     cwd: ROOT,
     stdio: ['ignore', log, log, 'ipc'],
     env: {

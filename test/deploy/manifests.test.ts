@@ -447,7 +447,7 @@ describe('container image', () => {
     assert.ok(instructions(runtime, 'COPY').some((copy) => /^--from=\S+\s+\S*dist\s/.test(copy)), 'runtime copies the compiled dist/');
   });
 
-  it('runs node dist/server.js as a non-root user in production mode, with no secrets baked in', () => {
+  it('runs npm start\'s command (node dist/server.js) as a non-root user in production mode, with no secrets baked in', () => {
     const users = instructions(runtime, 'USER');
     assert.ok(users.length > 0, 'the runtime stage sets USER');
     const user = users.at(-1)!.split(':')[0]!;
@@ -455,7 +455,9 @@ describe('container image', () => {
     assert.match(user, /^\d+$/, 'numeric, so Kubernetes runAsNonRoot can check it');
     assert.equal(Number(user), obj(podSpec.securityContext, 'pod securityContext').runAsUser, 'the pod runs as the image user');
     assert.equal(runtimeEnv.get('NODE_ENV'), 'production');
-    assert.deepEqual(JSON.parse(instructions(runtime, 'CMD').at(-1)!), ['node', 'dist/server.js']);
+    const start = (JSON.parse(read('package.json')) as { scripts: { start: string } }).scripts.start;
+    assert.match(start, /^node (--[\w-]+=\S+ )*dist\/server\.js$/);
+    assert.deepEqual(JSON.parse(instructions(runtime, 'CMD').at(-1)!), start.split(' '), 'the image runs what npm start runs, flags included');
     for (const stage of stages) {
       for (const i of stage.instructions.filter((x) => x.name === 'ENV' || x.name === 'ARG')) {
         assert.doesNotMatch(i.args, /\b(SECRET_KEY|DB_URI|API_KEY)\b/, `no ${i.name} secret`);

@@ -175,7 +175,8 @@ describe('the production image, built and run with podman', () => {
     assert.equal(inspectImage<string>('.Config.User'), '1000:1000');
     assert.deepEqual(Object.keys(inspectImage<Record<string, object>>('.Config.ExposedPorts')), ['8000/tcp']);
     assert.ok(inspectImage<string[]>('.Config.Env').includes('NODE_ENV=production'));
-    assert.deepEqual(inspectImage<string[]>('.Config.Cmd'), ['node', 'dist/server.js']);
+    const start = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
+    assert.deepEqual(inspectImage<string[]>('.Config.Cmd'), start.split(' '), 'what npm start runs');
     // Docker format keeps it (buildah's OCI format would drop it).
     const healthcheck = inspectImage<{ Test: string[]; Interval: number; Timeout: number } | null>('.HealthCheck');
     assert.ok(healthcheck, 'the image config has a HEALTHCHECK');

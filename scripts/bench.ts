@@ -28,7 +28,7 @@ import { BENCH_PASSWORD, type BenchData, type BenchRider, FULL_SIZES, loadBenchD
  *
  *   login     anonymous GET /login (a returning visitor: the CSRF cookie of an earlier visit, no session)
  *   vehicles  logged-in GET /vehicles, each connection a different rider's session
- *   rides     logged-in GET /rides of riders with 50 rides each
+ *   rides     logged-in GET /rides of riders with RIDES_PER_HEAVY (20) rides each
  *   cycle     POST /rides/start/:vehicleId, GET /rides (the redirect a browser follows, which shows the ride
  *             to end), POST /rides/end/:rideId; each connection a different rider with its own vehicle
  *
@@ -275,9 +275,9 @@ function buildServers(): { app: string; bare: string } {
   return { app: transpile('bench-server'), bare: transpile('bench-bare') };
 }
 
-/** The node flags of `npm start` (as the Dockerfile's CMD): the app is measured as production runs it. */
-function startNodeOptions(): string {
-  const { scripts } = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+/** The node flags of the build's `npm start` (as the Dockerfile's CMD): each build runs as its production would. */
+function startNodeOptions(dir: string): string {
+  const { scripts } = JSON.parse(readFileSync(path.join(dir, '..', 'package.json'), 'utf8')) as { scripts: Record<string, string> };
   return /^node\s+(.*?)\s*dist\/server\.js$/.exec(scripts.start ?? '')?.[1] ?? '';
 }
 
@@ -287,7 +287,7 @@ async function startServer(script: string, dataDir: string, connectionString: st
   const logFile = path.join(dataDir, bare ? `bare-${workers}.log` : `server-${workers}-${path.basename(path.dirname(dir))}.log`);
   const log = openSync(logFile, 'a');
   const profile = args['cpu-prof'] && !bare ? ['--cpu-prof', `--cpu-prof-dir=${path.join(ROOT, 'test-output/profiles')}`] : [];
-  const nodeOptions = bare ? [] : (args['node-options'] ?? startNodeOptions()).split(/\s+/).filter(Boolean);
+  const nodeOptions = bare ? [] : (args['node-options'] ?? startNodeOptions(dir)).split(/\s+/).filter(Boolean);
   const child = spawn(process.execPath, [...nodeOptions, ...profile, script], {
     cwd: ROOT,
     stdio: ['ignore', log, log, 'ipc'],

@@ -4,7 +4,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import path from 'node:path';
 import { AggregatorRegistry } from 'prom-client';
-import { createApp, type Lifecycle } from './app.js';
+import type { Lifecycle } from './app.js';
 import { type Config, ConfigError, loadConfig, withSecretKey } from './config.js';
 import { openDatabase, type MovrDatabase } from './db/database.js';
 import type { EmbeddedPostgres } from './db/embedded-postgres.js';
@@ -153,6 +153,8 @@ async function runInstance(config: Config, logger: Logger) {
     if (isStopping()) return;
     const { database } = backend;
     const metrics = createMetrics(database.stats);
+    // Imported here, so a cluster's primary, which serves no page, never loads Express, the views or passport.
+    const { createApp } = await import('./app.js');
     const app = createApp({ config, db: database, movr: new MovR(database), logger, metrics, lifecycle, demoLogin: backend.login });
     server = createServer(app);
     const port = await listen(server, config.port, config.host);

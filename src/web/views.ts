@@ -41,15 +41,12 @@ type Locals = Record<string, unknown>;
 type Template = (locals: Locals) => string;
 
 /**
- * The EJS engine for Express. EJS 7 no longer reads Express's 'view options', so the options are given here:
- * strict mode with the names above; leading whitespace trimmed (a seventh of a page with 50 cards); compiled
- * once when `cache` is on (every environment but development, where an edited template shows on reload).
- *
- * Templates include `views/partials/NAME.ejs` with `partial(NAME, data?)` rather than EJS's include(), which
- * copies every local twice and looks for the file on disk at each call: a tenth of the log-in page's CPU.
+ * An EJS template compiled as the pages are. EJS 7 no longer reads Express's 'view options', so they are given
+ * here: strict mode with the names above; leading whitespace trimmed (a seventh of a page with 50 cards).
  */
-function ejsEngine({ views, cache }: { views: string; cache: boolean }) {
+export function compileTemplate(source: string, filename: string, { cache }: { cache: boolean }): Template {
   const options = {
+    filename,
     strict: true,
     localsName: 'locals',
     destructuredLocals: [...VIEW_LOCALS],
@@ -61,12 +58,22 @@ function ejsEngine({ views, cache }: { views: string; cache: boolean }) {
     // Line numbers in template errors, for development; the generated code is leaner without.
     compileDebug: !cache,
   };
-  const compiled = new Map<string, Template>();
+  return ejs.compile(source, options) as Template;
+}
 
+/**
+ * The EJS engine for Express: each template compiled once when `cache` is on (every environment but
+ * development, where an edited template shows on reload).
+ *
+ * Templates include `views/partials/NAME.ejs` with `partial(NAME, data?)` rather than EJS's include(), which
+ * copies every local twice and looks for the file on disk at each call: a tenth of the log-in page's CPU.
+ */
+function ejsEngine({ views, cache }: { views: string; cache: boolean }) {
+  const compiled = new Map<string, Template>();
   const load = (file: string): Template => {
     let template = compiled.get(file);
     if (!template) {
-      template = ejs.compile(readFileSync(file, 'utf8'), { ...options, filename: file }) as Template;
+      template = compileTemplate(readFileSync(file, 'utf8'), file, { cache });
       if (cache) compiled.set(file, template);
     }
     return template;

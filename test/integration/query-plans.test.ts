@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { type CompiledQuery, Kysely, PostgresDialect } from 'kysely';
-import { BENCH_PASSWORD, type BenchData, loadBenchData } from '../../scripts/bench-data.js';
+import { BENCH_PASSWORD, type BenchData, loadBenchData, RIDES_PER_HEAVY } from '../../scripts/bench-data.js';
 import type { Database } from '../../src/db/schema.js';
 import { MovR } from '../../src/movr/movr.js';
 import { CITIES } from '../../src/regions.js';
@@ -89,7 +89,7 @@ describe('query plans on realistic data', () => {
 
   it("when the rides page lists a rider's rides, then it reads the rider's index and each vehicle by key", async () => {
     const rider = data.heavyRiders[1]!;
-    const queries = await queriesOf(async () => assert.equal((await movr.getRides(rider)).length, 50));
+    const queries = await queriesOf(async () => assert.equal((await movr.getRides(rider)).length, RIDES_PER_HEAVY));
     await assertUsesIndex(find(queries, /from "rides" inner join "vehicles"/), 'rides_rider_idx', 'vehicles_pkey');
   });
 

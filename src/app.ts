@@ -29,8 +29,8 @@ import { vehicleRoutes } from './web/routes/vehicles.js';
 import { saveSessionBeforeRedirect } from './web/save-before-redirect.js';
 import { DatabaseSessionStore } from './web/session-store.js';
 import { serverTiming } from './web/server-timing.js';
-import { useViews } from './web/views.js';
 import { sessionMiddleware } from './web/session.js';
+import { useViews } from './web/views.js';
 
 export { DEFAULT_RATE_LIMITS, type RateLimits };
 

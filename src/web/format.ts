@@ -13,15 +13,15 @@ const WRITTEN_MAX = 5_000;
 /** Intl formatters are costly to build: one per locale, zone and style, kept. */
 function cityFormat(city: City, style: string, options: Intl.DateTimeFormatOptions): CityFormat {
   const key = `${city}|${style}`;
-  let cityFormat = formats.get(key);
-  if (!cityFormat) {
+  let entry = formats.get(key);
+  if (!entry) {
     const locale = localeOf(city);
     // A 24-hour clock reads "00:05", a 12-hour one "12:05 AM".
     const hour = options.hour && locale !== 'en-US' ? '2-digit' : options.hour;
     const format = new Intl.DateTimeFormat(locale, { ...options, hour, timeZone: timeZoneOf(city) });
-    formats.set(key, (cityFormat = { format, written: new Map() }));
+    formats.set(key, (entry = { format, written: new Map() }));
   }
-  return cityFormat;
+  return entry;
 }
 
 /**

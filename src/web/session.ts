@@ -28,7 +28,8 @@ export function sessionMiddleware(config: Pick<Config, 'secretKey' | 'isProducti
     store,
     resave: false,
     saveUninitialized: false,
-    rolling: true,
+    // The cookie is sent again only with the stored session (renewSession below), so both slide together.
+    rolling: false,
     // Behind the TLS-terminating load balancer, `trust proxy` lets Express see https and send secure cookies.
     cookie: { httpOnly: true, sameSite: 'lax', secure: config.isProduction, maxAge: WEEK_MS },
   });
@@ -41,9 +42,9 @@ export function sessionMiddleware(config: Pick<Config, 'secretKey' | 'isProducti
 }
 
 /**
- * Sessions slide: one ends a week after the rider's last request. Rather than a store write per request, the
- * stored session is saved again once it is more than SESSION_RENEW_AFTER_MS old; the cookie (rolling) still gets
- * a week from every response, so the store may end a session up to that much before the browser would.
+ * Sessions slide: one ends a week after the rider's last request, give or take SESSION_RENEW_AFTER_MS. Rather
+ * than a store write and a signed Set-Cookie per request, the session is saved again, row and cookie with a new
+ * week, once it is more than SESSION_RENEW_AFTER_MS old.
  */
 function renewSession(req: Request, _res: Response, next: NextFunction): void {
   const expires = req.session?.cookie.expires;

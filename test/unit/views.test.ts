@@ -35,6 +35,14 @@ describe('views', () => {
     assert.equal(compileTemplate('<%= city %>', 'inline.ejs', { cache: true })({ city: 'paris' }), 'paris');
   });
 
+  it('renders the map partial (shown only with API_KEY, so no page test reaches it) with its values encoded', () => {
+    const file = path.join(VIEWS, 'partials/map.ejs');
+    const html = compileTemplate(readFileSync(file, 'utf8'), file, { cache: true })({ apiKey: 'k&y', query: 'Place de la "Concorde", Paris', label: '<b>Concorde</b>', className: 'map-sm' });
+    assert.match(html, /data-map-src="https:\/\/www\.google\.com\/maps\/embed\/v1\/place\?key=k%26y&q=Place%20de%20la%20%22Concorde%22%2C%20Paris"/);
+    assert.match(html, /&lt;b&gt;Concorde&lt;\/b&gt; on Google Maps/);
+    assert.match(html, /class="map map-sm"/);
+  });
+
   it("renders a page with its partials, each seeing the page's locals", async () => {
     const app = express();
     useViews(app, { cache: true });

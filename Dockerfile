@@ -37,5 +37,5 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8000) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # node itself is PID 1 (not npm, whose prestart would rebuild): SIGTERM reaches the app's graceful shutdown.
 # The same command as `npm start`: a 4 MiB young generation (V8's default is 16) keeps a worker ~10 MiB smaller
-# idle and ~25 MiB smaller under load, with no CPU cost the bench can see (README, "Performance").
+# idle and ~25 MiB smaller under load, with no CPU cost the bench can see (README, "Benchmark").
 CMD ["node", "--max-semi-space-size=4", "dist/server.js"]

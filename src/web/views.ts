@@ -80,9 +80,11 @@ function ejsEngine({ views, cache }: { views: string; cache: boolean }) {
   };
   const partials = path.join(views, 'partials');
   const render = (file: string, locals: Locals): string => {
-    // A partial's own data over the page's, by prototype: copying the page's forty-odd locals per field cost more.
-    locals.partial = (name: string, data?: Locals) =>
-      data ? render(path.join(partials, `${name}.ejs`), Object.assign(Object.create(locals) as Locals, data)) : load(path.join(partials, `${name}.ejs`))(locals);
+    locals.partial = (name: string, data?: Locals) => {
+      const partial = path.join(partials, `${name}.ejs`);
+      // A partial's own data over the page's, by prototype: copying the page's forty-odd locals per field cost more.
+      return data ? render(partial, Object.assign(Object.create(locals) as Locals, data)) : load(partial)(locals);
+    };
     return load(file)(locals);
   };
 

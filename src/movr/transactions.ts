@@ -272,23 +272,26 @@ function refuseDuplicate(byConstraint: Record<string, () => Error>) {
   };
 }
 
+/** A Ride's fields from `rides` joined with its `vehicles` row; also read beside the session (web/session-store.ts). */
+export const RIDE_COLUMNS = [
+  'rides.id as id',
+  'rides.city as city',
+  'rides.vehicle_id as vehicleId',
+  'vehicles.type as vehicleType',
+  'vehicles.color as vehicleColor',
+  'vehicles.brand as vehicleBrand',
+  'rides.start_location as startLocation',
+  'rides.end_location as endLocation',
+  'rides.start_time as startTime',
+  'rides.end_time as endTime',
+  sql<number | null>`(extract(epoch from rides.length) * 1000)::float8`.as('lengthMs'),
+] as const;
+
 function ridesQuery(db: Kysely<Database>) {
   return db
     .selectFrom('rides')
     .innerJoin('vehicles', (join) => join.onRef('vehicles.city', '=', 'rides.city').onRef('vehicles.id', '=', 'rides.vehicle_id'))
-    .select([
-      'rides.id as id',
-      'rides.city as city',
-      'rides.vehicle_id as vehicleId',
-      'vehicles.type as vehicleType',
-      'vehicles.color as vehicleColor',
-      'vehicles.brand as vehicleBrand',
-      'rides.start_location as startLocation',
-      'rides.end_location as endLocation',
-      'rides.start_time as startTime',
-      'rides.end_time as endTime',
-      sql<number | null>`(extract(epoch from rides.length) * 1000)::float8`.as('lengthMs'),
-    ]);
+    .select(RIDE_COLUMNS);
 }
 
 function readRide(tx: Tx, city: City, id: string): Promise<Ride> {

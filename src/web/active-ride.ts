@@ -3,8 +3,8 @@ import type { MovR } from '../movr/movr.js';
 
 /**
  * Puts the logged-in rider's ride in progress on `res.locals.activeRide`, for the riding bar of every page.
- * It is read when a page renders, not per request, so redirects and POSTs cost no query; a route that already
- * knows it (the rides page) sets the local itself and no query is sent.
+ * A GET's comes with the session read (web/session-store.ts); otherwise it is read when a page renders, not per
+ * request, so redirects cost no query. A route that already knows it (the rides page) sets the local itself.
  */
 export function activeRideLocal(movr: Pick<MovR, 'getActiveRide'>) {
   return (req: Request, res: Response, next: NextFunction) => {
@@ -13,6 +13,12 @@ export function activeRideLocal(movr: Pick<MovR, 'getActiveRide'>) {
     const render = res.render.bind(res) as (...args: unknown[]) => void;
     res.render = ((...args: unknown[]) => {
       if ('activeRide' in res.locals) return render(...args);
+      // A GET changes no ride, so the one read with its session (web/session-store.ts) is still the rider's.
+      const known = req.method === 'GET' || req.method === 'HEAD' ? req.rideInProgress : undefined;
+      if (known !== undefined) {
+        res.locals.activeRide = known ?? undefined;
+        return render(...args);
+      }
       movr.getActiveRide(user).then(
         (ride) => {
           res.locals.activeRide = ride;

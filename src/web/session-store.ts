@@ -1,18 +1,40 @@
-import { sql } from 'kysely';
+import type { Request } from 'express';
 import session from 'express-session';
+import { sql } from 'kysely';
 import type { MovrDatabase } from '../db/database.js';
 import { prepare } from '../db/prepared.js';
 import { runStatement } from '../db/transaction.js';
+import type { Ride } from '../movr/models.js';
+import { RIDE_COLUMNS } from '../movr/transactions.js';
 import type { City } from '../regions.js';
+
+declare global {
+  namespace Express {
+    interface Request {
+      /** The rider's ride in progress (null: none) as the session read found it; undefined when not read. */
+      rideInProgress?: Ride | null;
+    }
+  }
+}
 
 type Callback = (error?: unknown, value?: session.SessionData | null) => void;
 
-/** The read of every request with a session cookie, compiled once (db/prepared.ts). */
+/** Rides along with a loaded session to createSession, which puts it on the request; a symbol, so never saved. */
+const RIDE_IN_PROGRESS = Symbol('ride in progress');
+type LoadedSession = session.SessionData & { [RIDE_IN_PROGRESS]?: Ride | null };
+
+/**
+ * The read of every request with a session cookie, compiled once (db/prepared.ts). It also reads the rider's ride
+ * in progress for the riding bar that every logged-in page shows (web/active-ride.ts): one indexed lookup more
+ * (rides_one_active_per_rider_idx, at most one row) instead of a statement and a round trip more per page.
+ */
 const readSession = prepare(['sid'], (db, { sid }) =>
   db
     .selectFrom('sessions')
     .innerJoin('users', (join) => join.onRef('users.city', '=', 'sessions.user_city').onRef('users.id', '=', 'sessions.user_id'))
-    .select('sessions.sess')
+    .leftJoin('rides', (join) => join.onRef('rides.rider_city', '=', 'users.city').onRef('rides.rider_id', '=', 'users.id').on('rides.end_time', 'is', null))
+    .leftJoin('vehicles', (join) => join.onRef('vehicles.city', '=', 'rides.city').onRef('vehicles.id', '=', 'rides.vehicle_id'))
+    .select(['sessions.sess', ...RIDE_COLUMNS])
     .where('sessions.sid', '=', sid)
     .where('sessions.revoked', '=', false)
     .where('sessions.expire', '>', sql<Date>`now()`)
@@ -36,8 +58,17 @@ export class DatabaseSessionStore extends session.Store {
     settle(callback, async () => {
       const [row] = await runStatement(this.db, (db) => readSession(db, { sid }));
       if (!row) return null;
-      return (typeof row.sess === 'string' ? JSON.parse(row.sess) : row.sess) as session.SessionData;
+      const { sess, ...ride } = row;
+      const loaded = (typeof sess === 'string' ? JSON.parse(sess) : sess) as LoadedSession;
+      loaded[RIDE_IN_PROGRESS] = ride.id === null ? null : (ride as Ride);
+      return loaded;
     });
+  }
+
+  /** express-session's, for a session this store loaded: also hands the ride in progress read with it to the request. */
+  override createSession(req: Request, sess: session.SessionData): session.Session & session.SessionData {
+    req.rideInProgress = (sess as LoadedSession)[RIDE_IN_PROGRESS];
+    return super.createSession(req, sess);
   }
 
   override set(sid: string, sess: session.SessionData, callback?: Callback): void {

@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import { sql } from 'kysely';
 import type { NewVehicleRow } from '../../src/db/schema.js';
 import { type Agent, csrfToken, formPost, type Rider, signUpAndLogIn } from '../support/app.js';
+import { FaultInjectingPool } from '../support/fault-injection.js';
 import { useFixture } from '../support/fixture.js';
 
 const t = useFixture();
@@ -243,6 +244,33 @@ describe('POST /rides/end/:rideId', () => {
     const rideId = await startRide(agent, vehicle);
     assert.equal((await agent.post(`/rides/end/${rideId}`).type('form').send({ location: 'Here' })).status, 403);
     assert.equal((await allRides())[0]?.end_time, null);
+  });
+});
+
+describe('the riding bar', () => {
+  test('when a ride starts elsewhere (another instance), then the next page shows it, read with the session: no statement of its own', async () => {
+    const pool = new FaultInjectingPool({ connectionString: t.connectionString });
+    const app = t.buildApp({ db: await t.open({ pool }) });
+    const agent = app.agent();
+    const rider = await signUpAndLogIn(agent, t.movr);
+    const vehicle = await insertVehicle(await t.rider({ city: rider.city }));
+    assert.doesNotMatch((await agent.get('/vehicles')).text, /id="ride-bar"/);
+
+    await t.movr.startRide(rider, vehicle, rider.city);
+    pool.clear();
+    const page = await agent.get('/vehicles');
+    assert.match(page.text, /id="ride-bar"/);
+    assert.match(page.text, /Riding: red scooter · Vespa/);
+    assert.deepEqual(
+      pool.trace().map((statement) => statement.match(/^select .*? from "(\w+)"/i)?.[1] ?? statement),
+      ['sessions', 'vehicles'],
+      'the session (with the ride in progress), then the listing',
+    );
+
+    // A POST may change the ride before its page renders: the bar reads it afresh there.
+    const ended = await formPost(agent, `/rides/end/${(await t.movr.getActiveRide(rider))!.id}`, { location: 'Bryant Park' }, '/rides');
+    assert.equal(ended.status, 303);
+    assert.doesNotMatch((await agent.get('/vehicles')).text, /id="ride-bar"/);
   });
 });
 

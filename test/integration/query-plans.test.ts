@@ -5,6 +5,7 @@ import { BENCH_PASSWORD, type BenchData, loadBenchData, RIDES_PER_HEAVY } from '
 import type { Database } from '../../src/db/schema.js';
 import { MovR } from '../../src/movr/movr.js';
 import { CITIES } from '../../src/regions.js';
+import { DatabaseSessionStore } from '../../src/web/session-store.js';
 import { useFixture } from '../support/fixture.js';
 
 /**
@@ -35,6 +36,7 @@ describe('query plans on realistic data', () => {
   const t = useFixture({ reset: false });
   let data: BenchData;
   let movr: MovR;
+  let movrKysely: Kysely<Database>;
   const recorded: CompiledQuery[] = [];
 
   /** The data-changing and reading statements `call` sent, transaction control left out. */
@@ -80,6 +82,7 @@ describe('query plans on realistic data', () => {
     });
     // Not destroyed: it shares the test database's pool, which the fixture closes.
     movr = new MovR({ ...t.db, kysely }, { bcryptCost: 4 });
+    movrKysely = kysely;
   });
 
   it('when the vehicles page lists a city, then it reads the listing index in order', async () => {
@@ -107,6 +110,16 @@ describe('query plans on realistic data', () => {
   it('when a profile lists its vehicles, then they are read through the owner index', async () => {
     const queries = await queriesOf(() => movr.getOwnedVehicles(data.heavyRiders[4]!));
     await assertUsesIndex(find(queries, /from "vehicles"/), 'vehicles_owner_idx');
+  });
+
+  it("when a logged-in request reads its session, then the session, the account and the rider's ride in progress are each found by key", async () => {
+    const cyclist = data.cyclists[2]!;
+    await movr.startRide(cyclist, cyclist.vehicleId, cyclist.city);
+    const store = new DatabaseSessionStore({ ...t.db, kysely: movrKysely });
+    const sess = { cookie: { expires: new Date(Date.now() + 3_600_000) }, passport: { user: { id: cyclist.id, city: cyclist.city } } };
+    await new Promise<void>((resolve, reject) => store.set('plans-sid', sess as never, (error) => (error ? reject(error) : resolve())));
+    const queries = await queriesOf(() => new Promise((resolve, reject) => store.get('plans-sid', (error, loaded) => (error ? reject(error) : resolve(loaded)))));
+    await assertUsesIndex(find(queries, /from "sessions"/), 'sessions_pkey', 'users_pkey', 'rides_one_active_per_rider_idx', 'vehicles_pkey');
   });
 
   describe('when a rider starts and ends a ride', () => {

@@ -55,6 +55,27 @@ describe('views', () => {
     assert.match(html, /<\/html>\s*$/, 'partial("foot")');
     assert.doesNotMatch(html, /^[ \t]+</m, 'leading whitespace trimmed');
   });
+
+  it("gives each partial its own data and leaves the page's locals as they were", async () => {
+    const app = express();
+    useViews(app, { cache: true });
+    const locals: Record<string, unknown> = { ...visitorLocals(), title: 'Log in', errors: { username: 'Too <short>' }, values: { username: 'al' }, value: 'the page’s own' };
+    const html = await new Promise<string>((resolve, reject) => app.render('login', locals, (error, out) => (error ? reject(error) : resolve(out!))));
+    const field = (name: string) => html.match(new RegExp(`<input[^>]*id="field-${name}"[^>]*>`))?.[0] ?? '';
+    assert.match(field('username'), /is-invalid/);
+    assert.match(field('username'), /value="al"/);
+    assert.match(html, /id="error-username">Too &lt;short&gt;</);
+    assert.doesNotMatch(field('password'), /is-invalid|aria-invalid/, "the first field's error stays with it");
+    assert.match(field('password'), /value=""/);
+
+    // The brand field is optional (required: false); the location field after it, which says nothing, is not.
+    const add = await new Promise<string>((resolve, reject) =>
+      app.render('vehicles-add', { ...visitorLocals(), currentUser: { id: 'u1', city: 'paris', username: 'al' }, csrfToken: 't', title: 'Add', vehicleTypes: ['bike'], errors: {}, values: {} }, (error, out) => (error ? reject(error) : resolve(out!))),
+    );
+    const input = (name: string) => add.match(new RegExp(`<input[^>]*id="field-${name}"[^>]*>`))?.[0] ?? '';
+    assert.doesNotMatch(input('brand'), /required/);
+    assert.match(input('location'), /required/);
+  });
 });
 
 /** What app.ts and its middleware give every page, for a visitor who is not logged in. */

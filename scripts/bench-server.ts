@@ -26,7 +26,8 @@ pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
   const text = (typeof first === 'string' ? first : ((first as { text?: string } | null)?.text ?? '')).trimStart();
   counts.statements += 1;
   if (/^(start transaction|begin)\b/i.test(text)) counts.transactions += 1;
-  else if (/^select "?sessions"?\."?sess"? from "?sessions"?|^select sess from "?sessions"?/i.test(text)) counts.sessionReads += 1;
+  // The session read (web/session-store.ts), with the ride in progress it also reads.
+  else if (/^select "?sessions"?\."?sess"?[\s,]/i.test(text)) counts.sessionReads += 1;
   else if (/^(insert into|update|delete from) "?sessions"?/i.test(text)) counts.sessionWrites += 1;
   return originalQuery.apply(this, args);
 } as typeof pg.Client.prototype.query;

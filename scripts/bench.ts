@@ -691,11 +691,8 @@ async function barePages(database: MovrDatabase, url: string, session: Session, 
   };
   return {
     '/login': { statements: [], body: await body('/login', visitor) },
-    // The riding bar's read (web/active-ride.ts) follows the page's own on every page but the rides page.
-    '/vehicles': {
-      statements: [...sessionRead, ...(await recordStatements(() => movr.getVehicles(session.rider.city, 1))), ...(await recordStatements(() => movr.getActiveRide(session.rider)))],
-      body: await body('/vehicles', session.cookie),
-    },
+    // The riding bar's ride comes with the session read (web/session-store.ts).
+    '/vehicles': { statements: [...sessionRead, ...(await recordStatements(() => movr.getVehicles(session.rider.city, 1)))], body: await body('/vehicles', session.cookie) },
     '/rides': { statements: [...sessionRead, ...(await recordStatements(() => movr.getRides(session.rider)))], body: await body('/rides', session.cookie) },
   };
 }

@@ -2,12 +2,27 @@ import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import type { Database } from './schema.js';
+import { statementName } from './prepared.js';
 import { parseTimestamptz } from './timestamps.js';
 import { type DatabaseKind, type RetryOptions, type TransactionContext, TransactionStats } from './transaction.js';
 
 // Let COUNT(*) and other int8 results arrive as numbers; MovR's counts stay far below 2^53.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
 pg.types.setTypeParser(pg.types.builtins.TIMESTAMPTZ, parseTimestamptz);
+
+/**
+ * pg's client, which sends the SQL of a prepare()d query (db/prepared.ts) as a named prepared statement: parsed and
+ * planned once per connection rather than at every execution. Kysely passes only text and values to the client,
+ * so the name is added here. CockroachDB supports named statements too (it also caches plans by text).
+ */
+class PreparingClient extends pg.Client {
+  override query(...args: unknown[]): never {
+    const [text, values] = args;
+    const name = typeof text === 'string' && Array.isArray(values) && args.length === 2 ? statementName(text) : undefined;
+    const call = super.query as (...callArgs: unknown[]) => never;
+    return name ? call.call(this, { name, text, values }) : call.apply(this, args);
+  }
+}
 
 export interface DatabaseOptions {
   connectionString: string;
@@ -44,6 +59,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<MovrDataba
       idleTimeoutMillis: 30_000,
       query_timeout: 15_000,
       application_name: 'movr',
+      Client: PreparingClient,
     });
   // An idle client losing its connection (database restart) must not crash the process.
   pool.on('error', (error) => options.logger?.warn({ err: error }, 'idle database connection lost'));

@@ -13,6 +13,7 @@ import { detectKind, type MovrDatabase, openDatabase } from '../../src/db/databa
 import { type EmbeddedPostgres, startEmbeddedPostgres } from '../../src/db/embedded-postgres.js';
 import { MIGRATIONS, migrateToLatest, prepareSchema, SchemaMissingError } from '../../src/db/migrate.js';
 import { DEMO_USERNAME, loadDemoData } from '../../src/movr/demo-data.js';
+import { MovR } from '../../src/movr/movr.js';
 import { CITIES } from '../../src/regions.js';
 import { freePort, tempDir } from '../support/cluster.js';
 import { useFixture } from '../support/fixture.js';
@@ -43,6 +44,28 @@ describe('detectKind and openDatabase', () => {
   test('when openDatabase asks the embedded server, then it detects postgres', () => {
     assert.match(t.db.version, /^PostgreSQL 18\./);
     assert.equal(t.db.kind, 'postgres');
+  });
+
+  test('when a page read runs again on a connection, then it runs the statement prepared there, and other SQL runs unnamed', async () => {
+    const db = await openDatabase({ connectionString: t.connectionString, poolSize: 1 });
+    try {
+      const movr = new MovR(db);
+      const prepared = async () =>
+        (await db.pool.query<{ name: string; statement: string; generic_plans: number; custom_plans: number }>(
+          "SELECT name, statement, generic_plans::int, custom_plans::int FROM pg_prepared_statements WHERE name LIKE 'movr\\_%'",
+        )).rows;
+      assert.deepEqual(await prepared(), [], 'none before the first read');
+      for (let i = 0; i < 8; i++) await movr.getVehicles('rome', 1);
+      const [listing, ...others] = await prepared();
+      assert.deepEqual(others, []);
+      assert.match(listing!.statement, /^select .* from "vehicles"/);
+      // Parsed once; planned per run or reused, as PostgreSQL's plan cache decides (a LIMIT's value matters here).
+      assert.equal(listing!.custom_plans + listing!.generic_plans, 8);
+      await sql`SELECT ${1}::int AS one`.execute(db.kysely);
+      assert.equal((await prepared()).length, 1, 'a query not made with prepare() stays unnamed');
+    } finally {
+      await db.close();
+    }
   });
 
   test('when the password is wrong, then openDatabase rejects', async () => {

@@ -20,14 +20,17 @@ const workers = Number(process.env.BENCH_WORKERS || 1);
 
 function serve() {
   const spec = JSON.parse(readFileSync(process.env.BENCH_BARE_SPEC!, 'utf8')) as Record<string, BarePage>;
-  const pages = new Map(Object.entries(spec).map(([path, page]) => [path, { statements: page.statements, body: Buffer.from(page.body) }]));
+  // Named, as the app's pool sends its page reads (db/prepared.ts): each connection parses and plans them once.
+  const names = new Map<string, string>();
+  const named = ({ text, values }: BarePage['statements'][number]) => ({ name: names.get(text) ?? names.set(text, `bare_${names.size + 1}`).get(text)!, text, values });
+  const pages = new Map(Object.entries(spec).map(([path, page]) => [path, { statements: page.statements.map(named), body: Buffer.from(page.body) }]));
   const pool = new pg.Pool({ connectionString: process.env.DB_URI, max: Number(process.env.BENCH_POOL_SIZE || 10) });
   const server = createServer((req, res) => {
     const page = pages.get(req.url ?? '');
     if (req.url === '/healthz') return void res.end('ok');
     if (!page) return void res.writeHead(404).end();
     void (async () => {
-      for (const { text, values } of page.statements) await pool.query(text, values);
+      for (const statement of page.statements) await pool.query(statement);
       res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Content-Length': page.body.length, 'Cache-Control': 'no-store' }).end(page.body);
     })().catch(() => res.writeHead(500).end());
   });

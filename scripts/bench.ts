@@ -683,7 +683,11 @@ async function barePages(database: MovrDatabase, url: string, session: Session, 
   const sid = signed.slice(2, signed.lastIndexOf('.'));
   const store = new DatabaseSessionStore(database);
   const movr = new MovR(database);
-  const sessionRead = await recordStatements(() => new Promise((resolve, reject) => store.get(sid, (error, value) => (error || !value ? reject(error ?? new Error('no session')) : resolve(value)))));
+  // A page's session read, which also brings the riding bar's ride (web/session.ts sets the flag for a GET).
+  const sessionRead = await recordStatements(() => {
+    store.rideWithNextRead = true;
+    return new Promise((resolve, reject) => store.get(sid, (error, value) => (error || !value ? reject(error ?? new Error('no session')) : resolve(value))));
+  });
   const body = async (page: string, cookie: string) => {
     const response = await fetch(`${url}${page}`, { headers: { ...PROXY_HEADERS, cookie }, redirect: 'manual' });
     if (response.status !== 200) throw new Error(`GET ${page} answered ${response.status}`);

@@ -36,8 +36,18 @@ export function sessionMiddleware(config: Pick<Config, 'secretKey' | 'isProducti
   const cookiePrefix = `${SESSION_COOKIE}=`;
   // A GET or HEAD without a session cookie has no session to load and (saveUninitialized: false) none to save,
   // yet express-session would make one to throw away: a random id, two hashes, wrapped res.end and writeHead.
-  const loadSession = (req: Request, res: Response, next: NextFunction) =>
-    (req.method === 'GET' || req.method === 'HEAD') && !req.headers.cookie?.includes(cookiePrefix) ? next() : handler(req, res, next);
+  const loadSession = (req: Request, res: Response, next: NextFunction) => {
+    const reading = req.method === 'GET' || req.method === 'HEAD';
+    if (reading && !req.headers.cookie?.includes(cookiePrefix)) return next();
+    // A page's session read also brings the riding bar's ride (web/session-store.ts); express-session calls the
+    // store's get() within handler(), synchronously.
+    store.rideWithNextRead = reading;
+    try {
+      handler(req, res, next);
+    } finally {
+      store.rideWithNextRead = false;
+    }
+  };
   return [loadSession, renewSession];
 }
 

@@ -22,7 +22,10 @@ function serve() {
   const spec = JSON.parse(readFileSync(process.env.BENCH_BARE_SPEC!, 'utf8')) as Record<string, BarePage>;
   // Named, as the app's pool sends its page reads (db/prepared.ts): each connection parses and plans them once.
   const names = new Map<string, string>();
-  const named = ({ text, values }: BarePage['statements'][number]) => ({ name: names.get(text) ?? names.set(text, `bare_${names.size + 1}`).get(text)!, text, values });
+  const named = ({ text, values }: BarePage['statements'][number]) => {
+    if (!names.has(text)) names.set(text, `bare_${names.size + 1}`);
+    return { name: names.get(text)!, text, values };
+  };
   const pages = new Map(Object.entries(spec).map(([path, page]) => [path, { statements: page.statements.map(named), body: Buffer.from(page.body) }]));
   const pool = new pg.Pool({ connectionString: process.env.DB_URI, max: Number(process.env.BENCH_POOL_SIZE || 10) });
   const server = createServer((req, res) => {

@@ -16,6 +16,7 @@ pg.types.setTypeParser(pg.types.builtins.TIMESTAMPTZ, parseTimestamptz);
  * so the name is added here. CockroachDB supports named statements too (it also caches plans by text).
  */
 class PreparingClient extends pg.Client {
+  // Typed loosely: pg's many overloads of query() cannot be restated one by one; the arguments pass through as given.
   override query(...args: unknown[]): never {
     const [text, values] = args;
     const name = typeof text === 'string' && Array.isArray(values) && args.length === 2 ? statementName(text) : undefined;

@@ -85,7 +85,10 @@ function ejsEngine({ views, cache }: { views: string; cache: boolean }) {
     return file;
   };
   const render = (file: string, locals: Locals): string => {
-    locals.partial = (name: string, data?: Locals) => (data ? withData(locals, data, () => load(partialFile(name))(locals)) : load(partialFile(name))(locals));
+    locals.partial = (name: string, data?: Locals) => {
+      const template = load(partialFile(name));
+      return data ? withData(locals, data, () => template(locals)) : template(locals);
+    };
     return load(file)(locals);
   };
 

@@ -69,9 +69,17 @@ export function citiesOf(region: Region): City[] {
 
 /** How a city is written for people: "New York", "Washington DC". */
 export function cityLabel(city: City): string {
-  const info: { label?: string } = (REGIONS[regionOf(city)].cities as Record<string, { label?: string }>)[city]!;
-  return info.label ?? city.replace(/\b\p{L}/gu, (letter) => letter.toUpperCase());
+  return cityLabels.get(city)!;
 }
+
+// Made once: a page writes a city's name dozens of times (the city menu, each card's map), and the title-casing
+// regular expression was a tenth of a vehicles page's rendering with maps.
+const cityLabels = new Map<string, string>(
+  CITIES.map((city) => {
+    const info: { label?: string } = (REGIONS[regionOf(city)].cities as Record<string, { label?: string }>)[city]!;
+    return [city, info.label ?? city.replace(/\b\p{L}/gu, (letter) => letter.toUpperCase())];
+  }),
+);
 
 /** The city's IANA time zone: its riders read times in it. */
 export function timeZoneOf(city: City): string {

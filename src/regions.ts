@@ -73,7 +73,7 @@ export function cityLabel(city: City): string {
 }
 
 // Made once: a page writes a city's name dozens of times (the city menu, each card's map), and the title-casing
-// regular expression was a tenth of a vehicles page's rendering with maps.
+// regular expression was 7% of rendering a vehicles page with maps.
 const cityLabels = new Map<string, string>(
   CITIES.map((city) => {
     const info: { label?: string } = (REGIONS[regionOf(city)].cities as Record<string, { label?: string }>)[city]!;

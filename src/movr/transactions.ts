@@ -183,7 +183,7 @@ export function getRides(db: Kysely<Database>, rider: UserRef): Promise<Ride[]> 
   return ridesOfRider(db, rider);
 }
 
-/** Read for the riding bar of every page. */
+/** The ride in progress: for the account-deletion checks, and for a riding bar the session read did not bring (web/session-store.ts). */
 const activeRideOfRider = prepare(['city', 'id'], (db, { city, id }) =>
   ridesQuery(db).where('rides.rider_city', '=', city).where('rides.rider_id', '=', id).where('rides.end_time', 'is', null),
 );

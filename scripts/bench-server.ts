@@ -1,7 +1,7 @@
 import cluster from 'node:cluster';
 import type { Server } from 'node:http';
 import path from 'node:path';
-import type { Router } from 'express';
+import type { IRouter } from 'express';
 import pg from 'pg';
 
 /**
@@ -39,7 +39,7 @@ async function floorRoutes() {
   const { notFound } = await load<typeof import('../src/web/errors.js')>('web/errors.js');
   const { uuidParam } = await load<typeof import('../src/web/forms.js')>('web/forms.js');
   const { currentLocality } = await load<typeof import('../src/web/locality.js')>('web/locality.js');
-  return (movr: import('../src/movr/movr.js').MovR) => (router: Router) => {
+  return (movr: import('../src/movr/movr.js').MovR) => (router: IRouter) => {
     router.get(`${FLOOR}/login`, (req, res) => {
       if (req.user) return res.redirect(303, '/vehicles');
       res.type('html').send('floor');

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import cookieParser from 'cookie-parser';
 import { doubleCsrf } from 'csrf-csrf';
-import express, { type Express, Router } from 'express';
+import express, { type Express, type IRouter, type NextFunction, type Request, type Response } from 'express';
 import onHeaders from 'on-headers';
 import { type Config, PROJECT_ROOT } from './config.js';
 import type { MovrDatabase } from './db/database.js';
@@ -11,6 +11,7 @@ import type { DemoLogin } from './movr/demo-data.js';
 import type { MovR } from './movr/movr.js';
 import { REGION_NAMES, REGIONS, cityLabel, citiesOf, regionLabel, regionOf } from './regions.js';
 import { activeRideLocal } from './web/active-ride.js';
+import { chain } from './web/chain.js';
 import { createPassport, sessionUser } from './web/auth.js';
 import { errorHandler, HttpError } from './web/errors.js';
 import { requestLog } from './web/request-log.js';
@@ -52,7 +53,7 @@ export interface AppDependencies {
    * Routes added behind the whole middleware stack (session, CSRF, passport, locals), before the app's own
    * routers. Only `npm run bench` uses it, for its floor handlers; the app never sets it.
    */
-  extraRoutes?: (router: Router) => void;
+  extraRoutes?: (router: IRouter) => void;
   /** The embedded database's demo account, offered on the log-in page in development. */
   demoLogin?: DemoLogin;
 }
@@ -99,45 +100,36 @@ export function createApp({ config, db, movr, logger, rateLimits, extraRoutes, d
     status: STATUS_LABELS,
   };
 
-  app.use(requestLog(logger));
-  app.use((_req, res, next) => {
-    // Draining for a rolling update: each connection serves this response and closes, so clients move on.
-    // Decided as the head is written, so a request already running when the signal came closes too.
-    onHeaders(res, () => lifecycle.draining && res.setHeader('Connection', 'close'));
-    next();
-  });
-  app.use(metrics.observeRequests);
-  app.use(serverTiming(config.region));
   app.use(
-    securityHeaders({
-      contentSecurityPolicy: {
-        directives: {
-          // The Google map is an Embed API iframe, so only frames need Google's origin, and only with a key.
-          'frame-src': config.apiKey ? ["'self'", 'https://www.google.com'] : ["'self'"],
-          'form-action': ["'self'"],
-          'upgrade-insecure-requests': config.isProduction ? [] : null,
-        },
+    chain(
+      requestLog(logger),
+      (_req, res, next) => {
+        // Draining for a rolling update: each connection serves this response and closes, so clients move on.
+        // Decided as the head is written, so a request already running when the signal came closes too.
+        onHeaders(res, () => lifecycle.draining && res.setHeader('Connection', 'close'));
+        next();
       },
-      strictTransportSecurity: config.isProduction,
-    }),
+      metrics.observeRequests,
+      serverTiming(config.region),
+      securityHeaders({
+        contentSecurityPolicy: {
+          directives: {
+            // The Google map is an Embed API iframe, so only frames need Google's origin, and only with a key.
+            'frame-src': config.apiKey ? ["'self'", 'https://www.google.com'] : ["'self'"],
+            'form-action': ["'self'"],
+            'upgrade-insecure-requests': config.isProduction ? [] : null,
+          },
+        },
+        strictTransportSecurity: config.isProduction,
+      }),
+    ),
   );
 
   app.use('/static', express.static(path.join(PROJECT_ROOT, 'public'), { maxAge: config.isProduction ? '1d' : 0 }));
   app.use('/static/vendor/bootstrap', express.static(path.join(PROJECT_ROOT, 'node_modules/bootstrap/dist'), { maxAge: '7d' }));
-  app.use(healthRoutes(db, lifecycle));
+  healthRoutes(app, db, lifecycle);
 
-  app.use((_req, res, next) => {
-    // Pages may hold personal data and CSRF tokens: never kept by the browser or a proxy (Back after log-out).
-    res.set('Cache-Control', 'no-store');
-    next();
-  });
-  app.use(express.urlencoded({ extended: false, limit: '100kb', parameterLimit: 100 }));
-  app.use(sessionMiddleware(config, sessionStore));
-  app.use(cookieParser(config.secretKey));
-  app.use(saveSessionBeforeRedirect);
-  app.use(sessionUser(passport));
-  app.use(locality(config.region));
-  app.use((req, res, next) => {
+  const pageLocals = (req: Request, res: Response, next: NextFunction) => {
     res.locals.currentUser = req.user;
     // Made only when a form renders, so other pages set no cookie.
     let csrfToken: string | undefined;
@@ -152,21 +144,35 @@ export function createApp({ config, db, movr, logger, rateLimits, extraRoutes, d
     res.locals.path = req.path;
     res.locals.servedRegion = config.region;
     next();
-  });
-  app.use(activeRideLocal(movr));
-  // After the locals, so that a stale form's 403 page still shows the rider's own nav.
-  app.use(doubleCsrfProtection);
+  };
 
-  if (extraRoutes) {
-    const router = Router();
-    extraRoutes(router);
-    app.use(router);
-  }
-  app.use(authRoutes({ movr, passport, limiters }));
-  app.use(vehicleRoutes(movr));
-  app.use(rideRoutes(movr));
-  app.use(userRoutes(movr));
-  app.use(cityRoutes());
+  app.use(
+    chain(
+      (_req, res, next) => {
+        // Pages may hold personal data and CSRF tokens: never kept by the browser or a proxy (Back after log-out).
+        res.set('Cache-Control', 'no-store');
+        next();
+      },
+      express.urlencoded({ extended: false, limit: '100kb', parameterLimit: 100 }),
+      sessionMiddleware(config, sessionStore),
+      cookieParser(config.secretKey),
+      saveSessionBeforeRedirect,
+      sessionUser(passport),
+      locality(config.region),
+      pageLocals,
+      activeRideLocal(movr),
+      // After the locals, so that a stale form's 403 page still shows the rider's own nav.
+      doubleCsrfProtection,
+    ),
+  );
+
+  // Registered on the app itself: a router per module would add a router's walk to every page.
+  extraRoutes?.(app);
+  authRoutes(app, { movr, passport, limiters });
+  vehicleRoutes(app, movr);
+  rideRoutes(app, movr);
+  userRoutes(app, movr);
+  cityRoutes(app);
 
   app.use((_req, _res, next) => next(new HttpError(404, 'That page does not exist.')));
   app.use(errorHandler(logger, { showDetails: config.env === 'development' }));

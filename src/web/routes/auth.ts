@@ -1,4 +1,4 @@
-import { type NextFunction, type Request, type Response, Router } from 'express';
+import type { IRouter, NextFunction, Request, Response } from 'express';
 import type passport from 'passport';
 import type { MovR } from '../../movr/movr.js';
 import { UsernameTakenError } from '../../movr/errors.js';
@@ -36,8 +36,7 @@ function parseLogin(req: Request, res: Response, next: NextFunction) {
   next();
 }
 
-export function authRoutes({ movr, passport, limiters }: AuthRouteOptions): Router {
-  const router = Router();
+export function authRoutes(router: IRouter, { movr, passport, limiters }: AuthRouteOptions): void {
 
   router.get('/', (req, res) => res.redirect(303, req.user ? '/vehicles' : '/login'));
 
@@ -86,5 +85,4 @@ export function authRoutes({ movr, passport, limiters }: AuthRouteOptions): Rout
     },
   );
 
-  return router;
 }

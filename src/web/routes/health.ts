@@ -1,9 +1,8 @@
-import { Router } from 'express';
+import type { IRouter } from 'express';
 import type { MovrDatabase } from '../../db/database.js';
 
 /** `/healthz` and `/readyz`; `/metrics` has its own port (server.ts), never the riders'. */
-export function healthRoutes(db: Pick<MovrDatabase, 'ping'>, lifecycle: { readonly draining: boolean }): Router {
-  const router = Router();
+export function healthRoutes(router: IRouter, db: Pick<MovrDatabase, 'ping'>, lifecycle: { readonly draining: boolean }): void {
   router.get('/healthz', (_req, res) => {
     res.type('text').send('ok');
   });
@@ -12,5 +11,4 @@ export function healthRoutes(db: Pick<MovrDatabase, 'ping'>, lifecycle: { readon
     const ready = !lifecycle.draining && (await db.ping(2000));
     res.status(ready ? 200 : 503).type('text').send(ready ? 'ready' : lifecycle.draining ? 'shutting down' : 'database unavailable');
   });
-  return router;
 }

@@ -1,4 +1,4 @@
-import { Router } from 'express';
+import type { IRouter } from 'express';
 import type { MovR } from '../../movr/movr.js';
 import { cityLabel } from '../../regions.js';
 import { currentUser, requireLogin } from '../auth.js';
@@ -8,8 +8,7 @@ import { formatRelative } from '../format.js';
 import { endRideForm, parseForm, uuidParam } from '../forms.js';
 import { currentLocality } from '../locality.js';
 
-export function rideRoutes(movr: MovR): Router {
-  const router = Router();
+export function rideRoutes(router: IRouter, movr: MovR): void {
   router.use('/rides', requireLogin);
 
   router.get('/rides', async (req, res) => {
@@ -74,5 +73,4 @@ export function rideRoutes(movr: MovR): Router {
     res.redirect(303, '/rides');
   });
 
-  return router;
 }

@@ -1,4 +1,4 @@
-import { Router } from 'express';
+import type { IRouter } from 'express';
 import type { MovR } from '../../movr/movr.js';
 import { ForbiddenError, RefusedError } from '../../movr/errors.js';
 import type { UserRef } from '../../movr/models.js';
@@ -31,8 +31,7 @@ function ownId(req: Parameters<typeof currentUser>[0], raw: string | undefined):
   return id.data;
 }
 
-export function userRoutes(movr: MovR): Router {
-  const router = Router();
+export function userRoutes(router: IRouter, movr: MovR): void {
   router.use('/users', requireLogin);
 
   router.get('/users', async (_req, res) => {
@@ -86,5 +85,4 @@ export function userRoutes(movr: MovR): Router {
     res.redirect(303, '/login');
   });
 
-  return router;
 }

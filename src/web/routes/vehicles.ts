@@ -1,4 +1,4 @@
-import { Router } from 'express';
+import type { IRouter } from 'express';
 import type { MovR } from '../../movr/movr.js';
 import { cityLabel } from '../../regions.js';
 import { currentUser, requireLogin } from '../auth.js';
@@ -7,8 +7,7 @@ import { flash } from '../flash.js';
 import { pageQuery, parseForm, uuidParam, vehicleForm } from '../forms.js';
 import { currentLocality } from '../locality.js';
 
-export function vehicleRoutes(movr: MovR): Router {
-  const router = Router();
+export function vehicleRoutes(router: IRouter, movr: MovR): void {
   router.use('/vehicles', requireLogin);
 
   router.get('/vehicles', async (req, res) => {
@@ -62,5 +61,4 @@ export function vehicleRoutes(movr: MovR): Router {
     res.redirect(303, `/users/${user.id}`);
   });
 
-  return router;
 }

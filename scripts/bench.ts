@@ -62,6 +62,7 @@ const { values: args } = parseArgs({
     label: { type: 'string' },
     'cpu-prof': { type: 'boolean', default: false },
     'node-options': { type: 'string' },
+    'idle-wait': { type: 'string' },
     out: { type: 'string', default: path.join(ROOT, 'test-output/bench.json') },
     help: { type: 'boolean', default: false },
   },
@@ -75,6 +76,8 @@ if (args.help) {
   [--compare DIR] [--repeat N]  also run the build in DIR, each page round alternating between the two N times
                  (same database, same load): the fair way to measure a change on a busy machine
   [--node-options="--flag ..."]  node/V8 flags for the app's server instead of npm start's (e.g. to try heap sizes)
+  [--idle-wait S] after each server's rounds, how long it is left without requests before its RSS is read
+                 again (20 s by default, 0 with --quick): V8's memory reducer runs some 8 to 16 s into an idle spell
   [--cpu-prof]   the server writes a V8 CPU profile to test-output/profiles/ (open it in Chrome DevTools)`);
   process.exit(0);
 }
@@ -89,6 +92,7 @@ const kinds = (args.kinds ?? 'page,floor,bare').split(',');
 const appDir = args['app-dir'] ? path.resolve(args['app-dir']) : path.join(ROOT, 'dist');
 const compareDir = args.compare ? path.resolve(args.compare) : undefined;
 const repeat = Number(args.repeat ?? (compareDir ? 3 : 1));
+const idleWaitS = Number(args['idle-wait'] ?? (quick ? 0 : 20));
 for (const n of workerCounts) if (!Number.isInteger(n) || n < 1 || n > 16) throw new Error(`--workers takes counts from 1 to 16, e.g. 1,2`);
 const connections = Number(args.connections ?? 20);
 const cycleConnections = Number(args['cycle-connections'] ?? 50);
@@ -763,7 +767,8 @@ async function main() {
   checkAborted();
 
   const results: RoundResult[] = [];
-  const memory: { workers: number; idleRssMiB: number[]; bareIdleRssMiB: number[] }[] = [];
+  /** idleRssMiB on listening; settledRssMiB after the rounds and idleWaitS without requests (what a quiet pod keeps). */
+  const memory: { workers: number; idleRssMiB: number[]; bareIdleRssMiB: number[]; settledRssMiB?: number[]; settledAfterS?: number }[] = [];
   // Sessions live in the database and are signed with the same key, so one log-in serves every server.
   let riders: { heavy: Session[]; cyclists: Session[]; visitor: string; bare: Record<string, BarePage>; specFile: string } | undefined;
   for (const workers of workerCounts) {
@@ -782,7 +787,8 @@ async function main() {
     const bareServer = await startServer(scripts.bare, dataDir, embedded.connectionString, workers, { BENCH_BARE_SPEC: riders.specFile });
     const other = compareDir ? await startServer(scripts.app, dataDir, embedded.connectionString, workers, {}, compareDir) : undefined;
     const bareIdleRssMiB = servingPids(bareServer.child.pid!).map((pid) => mib(memoryKiB(pid).rss));
-    memory.push({ workers, idleRssMiB, bareIdleRssMiB });
+    const memoryOfThese: (typeof memory)[number] = { workers, idleRssMiB, bareIdleRssMiB };
+    memory.push(memoryOfThese);
     console.log(`\n${workers} worker${workers > 1 ? 's' : ''} at ${server.url}: idle RSS per worker ${idleRssMiB.join(', ')} MiB (bare ${bareIdleRssMiB.join(', ')} MiB); rounds of ${durationS} s after ${warmupS} s warm-up`);
 
     const { heavy, cyclists, visitor } = riders;
@@ -822,6 +828,13 @@ async function main() {
     }
     results.push(...these);
     console.log(`\n${workers} worker${workers > 1 ? 's' : ''}:\n${table(these)}\n`);
+    if (idleWaitS > 0) {
+      await sleep(idleWaitS * 1000);
+      checkAborted();
+      memoryOfThese.settledRssMiB = servingPids(server.child.pid!).map((pid) => mib(memoryKiB(pid).rss));
+      memoryOfThese.settledAfterS = idleWaitS;
+      console.log(`idle RSS per worker after the rounds and ${idleWaitS} s without requests: ${memoryOfThese.settledRssMiB.join(', ')} MiB\n`);
+    }
     await Promise.all([server.stop(), bareServer.stop(), other?.stop()]);
   }
 

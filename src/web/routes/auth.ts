@@ -37,7 +37,6 @@ function parseLogin(req: Request, res: Response, next: NextFunction) {
 }
 
 export function authRoutes(router: IRouter, { movr, passport, limiters }: AuthRouteOptions): void {
-
   router.get('/', (req, res) => res.redirect(303, req.user ? '/vehicles' : '/login'));
 
   router.get('/login', (req, res) => (req.user ? res.redirect(303, '/vehicles') : renderLogin(res, 200)));
@@ -84,5 +83,4 @@ export function authRoutes(router: IRouter, { movr, passport, limiters }: AuthRo
       res.redirect(303, '/vehicles');
     },
   );
-
 }

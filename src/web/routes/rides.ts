@@ -72,5 +72,4 @@ export function rideRoutes(router: IRouter, movr: MovR): void {
     flash(req, 'success', `Ride ended at ${form.value.location}.`);
     res.redirect(303, '/rides');
   });
-
 }

@@ -84,5 +84,4 @@ export function userRoutes(router: IRouter, movr: MovR): void {
     flash(req, 'info', 'Your account was deleted. Thank you for riding with MovR.');
     res.redirect(303, '/login');
   });
-
 }

@@ -60,5 +60,4 @@ export function vehicleRoutes(router: IRouter, movr: MovR): void {
     flash(req, 'success', 'Vehicle removed.');
     res.redirect(303, `/users/${user.id}`);
   });
-
 }

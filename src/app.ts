@@ -11,8 +11,8 @@ import type { DemoLogin } from './movr/demo-data.js';
 import type { MovR } from './movr/movr.js';
 import { REGION_NAMES, REGIONS, cityLabel, citiesOf, regionLabel, regionOf } from './regions.js';
 import { activeRideLocal } from './web/active-ride.js';
-import { chain } from './web/chain.js';
 import { createPassport, sessionUser } from './web/auth.js';
+import { chain } from './web/chain.js';
 import { errorHandler, HttpError } from './web/errors.js';
 import { requestLog } from './web/request-log.js';
 import { securityHeaders } from './web/security-headers.js';
@@ -51,7 +51,7 @@ export interface AppDependencies {
   lifecycle?: Lifecycle;
   /**
    * Routes added behind the whole middleware stack (session, CSRF, passport, locals), before the app's own
-   * routers. Only `npm run bench` uses it, for its floor handlers; the app never sets it.
+   * routes. Only `npm run bench` uses it, for its floor handlers; the app never sets it.
    */
   extraRoutes?: (router: IRouter) => void;
   /** The embedded database's demo account, offered on the log-in page in development. */

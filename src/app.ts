@@ -60,7 +60,7 @@ export interface AppDependencies {
 
 const CITY_GROUPS = REGION_NAMES.map((region) => ({ region, label: REGIONS[region].label, cities: citiesOf(region) }));
 
-/** Builds the Express app: middleware order, routers, 404 and error page. Never listens. */
+/** Builds the Express app: middleware order, routes, 404 and error page. Never listens. */
 export function createApp({ config, db, movr, logger, rateLimits, extraRoutes, demoLogin, metrics = createMetrics(db.stats), lifecycle = { draining: false } }: AppDependencies): Express {
   const app = express();
   const passport = createPassport(movr);

@@ -2,7 +2,7 @@ import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } fr
 import * as initial from './migrations/001-initial.js';
 import * as fleet from './migrations/002-fleet.js';
 import * as locatedAt from './migrations/003-vehicle-located-at.js';
-import { type Mode, MULTI_REGION_DDL_FILE, PARTITIONED_DDL_FILE, REGION_COLUMN, upgradePath } from './cockroach-ddl.js';
+import { type Mode, MULTI_REGION_DDL_FILE, PARTITIONED_DDL_FILE, REGION_COLUMN, upgradePath } from './cockroach-files.js';
 import { type Database, SCHEMA_VERSION } from './schema.js';
 import type { MovrDatabase } from './database.js';
 import { SQLSTATE, sqlState } from './errors.js';

@@ -15,19 +15,17 @@ import {
   PostgresQueryCompiler,
   type QueryResult,
 } from 'kysely';
-import { syncDdl } from '../../scripts/generate-ddl.js';
+import { MULTI_REGION_DDL_FILE, PARTITIONED_DDL_FILE, upgradeFileName } from '../../src/db/cockroach-files.js';
 import {
   COCKROACH_VERSIONS,
   ddlFiles,
-  MULTI_REGION_DDL_FILE,
   multiRegionDdl,
-  PARTITIONED_DDL_FILE,
   partitionedDdl,
   type RegionLayout,
   regionLayout,
   upgradeDdl,
-  upgradeFileName,
-} from '../../src/db/cockroach-ddl.js';
+} from '../../tools/cockroach-ddl/ddl.js';
+import { syncDdl } from '../../tools/cockroach-ddl/generate.js';
 import { MIGRATIONS } from '../../src/db/migrate.js';
 import { SCHEMA_VERSION } from '../../src/db/schema.js';
 import { CITY_LIST } from '../../src/db/sql-lists.js';
@@ -567,7 +565,7 @@ describe('CockroachDB DDL', () => {
         assert.ok(!ddl.includes(name), `${name} comes from somewhere other than the layout`);
       }
     }
-    const source = await readFile(join(ROOT, 'src/db/cockroach-ddl.ts'), 'utf8');
+    const source = await readFile(join(ROOT, 'tools/cockroach-ddl/ddl.ts'), 'utf8');
     for (const name of [...CITIES, ...REGION_NAMES, ...REGION_NAMES.map((r) => REGIONS[r].partition)]) {
       assert.ok(!new RegExp(`\\b${name}\\b`, 'i').test(source), `cockroach-ddl.ts must not name ${name}`);
     }
@@ -599,7 +597,7 @@ describe('CockroachDB DDL', () => {
     }
 
     const run = (...args: string[]) =>
-      spawnSync(process.execPath, ['--import', 'tsx', 'scripts/generate-ddl.ts', ...args], { cwd: ROOT, encoding: 'utf8' });
+      spawnSync(process.execPath, ['--import', 'tsx', 'tools/cockroach-ddl/generate.ts', ...args], { cwd: ROOT, encoding: 'utf8' });
     const check = run('--check');
     assert.equal(check.status, 0, check.stderr);
     const bad = run('--frobnicate');

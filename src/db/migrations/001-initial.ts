@@ -5,7 +5,7 @@ import { type Kysely, sql } from 'kysely';
  * they were when it was released, never read from today's modules, so "001" creates the same tables on every
  * database whenever it runs. A change to them is a new migration (test/integration/schema-constraints.test.ts
  * fails until one brings the live constraints in line with src/regions.ts). The CockroachDB files hold the same
- * schema; scripts/generate-ddl.ts writes them.
+ * schema; `npm run ddl` (tools/cockroach-ddl) writes them.
  */
 export async function up(db: Kysely<any>): Promise<void> {
   const statements = [

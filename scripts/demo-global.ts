@@ -6,10 +6,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { type Config, ConfigError, loadConfig, PROJECT_ROOT, withSecretKey } from '../src/config.js';
 import { openDatabase } from '../src/db/database.js';
-import { type EmbeddedPostgres, findFreePort, startEmbeddedPostgres } from '../src/db/embedded-postgres.js';
+import { type EmbeddedPostgres, startEmbeddedPostgres } from '../src/db/embedded-postgres.js';
 import { prepareSchema } from '../src/db/migrate.js';
-import { createEdge, DEFAULT_LOCATION, type Edge } from '../src/edge/edge.js';
-import { describeLocation } from '../src/edge/geography.js';
+import { createEdge, DEFAULT_LOCATION, type Edge } from '../tools/edge/edge.js';
+import { describeLocation } from '../tools/edge/geography.js';
+import { freePorts } from '../tools/edge/ports.js';
 import { createLogger } from '../src/logger.js';
 import { type DemoLogin, loadDemoData } from '../src/movr/demo-data.js';
 import { citiesOf, cityLabel, type Region, REGION_NAMES } from '../src/regions.js';
@@ -18,7 +19,7 @@ import { developmentSecret } from '../src/private-files.js';
 /**
  * `npm run demo:global [-- --latency]`: MovR's multi-region architecture on one machine. The embedded database
  * once (or the one at DB_URI), one instance of the compiled app per region (`node dist/server.js` with its
- * REGION), and on PORT an edge that plays Google's global load balancer (src/edge/edge.ts).
+ * REGION), and on PORT an edge that plays Google's global load balancer (tools/edge/edge.ts).
  * Ctrl-C or SIGTERM stops the edge, then every instance (each drains as it does alone), then the database,
  * within the contract's 10 s.
  */
@@ -187,9 +188,7 @@ async function main() {
   const login = await demoLogin(dbUri);
   if (stopping) return;
 
-  let port = config.port;
-  const ports: number[] = [];
-  for (const _ of REGION_NAMES) ports.push((port = await findFreePort(port + 1)));
+  const ports = await freePorts(REGION_NAMES.length);
   const started = await Promise.allSettled(REGION_NAMES.map((region, i) => startInstance(region, ports[i]!, dbUri)));
   const failed = started.find((result) => result.status === 'rejected');
   if (failed) throw failed.reason;

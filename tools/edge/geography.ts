@@ -1,4 +1,4 @@
-import { type City, cityLabel, coordinatesOf, distanceKm, parseCity, REGION_NAMES, type Region } from '../regions.js';
+import { type City, cityLabel, coordinatesOf, distanceKm, parseCity, REGION_NAMES, type Region } from '../../src/regions.js';
 
 /** Where a client is: one of MovR's cities, or any point given as latitude and longitude. */
 export interface ClientLocation {

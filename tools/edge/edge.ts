@@ -1,7 +1,7 @@
 import { Agent, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createProxyServer } from 'http-proxy-3';
-import { CITIES, type Region, REGION_NAMES } from '../regions.js';
+import { CITIES, type Region, REGION_NAMES } from '../../src/regions.js';
 import { type ClientLocation, describeLocation, formatLocation, locationHeaders, parseLocation, regionsByDistance, roundTripMs } from './geography.js';
 import { edgePage } from './page.js';
 
@@ -50,6 +50,7 @@ export function createEdge({ instances, latency = false, healthIntervalMs = 2000
   // 30 s: the BackendConfig's timeoutSec.
   const proxy = createProxyServer({ agent, xfwd: false, proxyTimeout: 30_000 });
   const servedBy = new WeakMap<IncomingMessage, Region>();
+  const clientMs = new WeakMap<IncomingMessage, number>();
 
   const isServing = (region: Region) => instances.has(region) && !down.has(region);
 
@@ -73,6 +74,13 @@ export function createEdge({ instances, latency = false, healthIntervalMs = 2000
     }
   });
 
+  // The client's round trip joins the app's Server-Timing, so that a page (or the lab) can tell it from the app's time.
+  proxy.on('proxyRes', (proxyRes, req) => {
+    const entry = `client;desc="client to region";dur=${clientMs.get(req) ?? 0}`;
+    const timing = proxyRes.headers['server-timing'];
+    proxyRes.headers['server-timing'] = timing ? `${timing}, ${entry}` : entry;
+  });
+
   async function forward(req: IncomingMessage, res: ServerResponse) {
     const { location, region, addedMs } = route(req);
     if (!region) {
@@ -90,6 +98,7 @@ export function createEdge({ instances, latency = false, healthIntervalMs = 2000
     // Per request, so that a slow answer from far away can be felt in the browser.
     if (addedMs) await sleep(addedMs);
     servedBy.set(req, region);
+    clientMs.set(req, addedMs);
     proxy.web(req, res, { target: instances.get(region)!, headers: { ...locationHeaders(location), ...forwardedHeaders(req) } });
   }
 

@@ -1,4 +1,4 @@
-import { cityLabel, citiesOf, type Region, REGION_NAMES, REGIONS } from '../regions.js';
+import { cityLabel, citiesOf, type Region, REGION_NAMES, REGIONS } from '../../src/regions.js';
 import { type ClientLocation, describeLocation, REGION_SITES, regionsByDistance, roundTripMs } from './geography.js';
 
 export interface EdgePageState {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { hashPassword } from '../src/movr/passwords.js';
-import { VEHICLE_TYPES } from '../src/movr/domain.js';
+import { VEHICLE_TYPES } from '../src/vehicles.js';
 import { CITIES, type City } from '../src/regions.js';
 
 /**

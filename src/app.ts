@@ -5,7 +5,7 @@ import express, { type Express, type IRouter, type NextFunction, type Request, t
 import onHeaders from 'on-headers';
 import { type Config, PROJECT_ROOT } from './config.js';
 import type { MovrDatabase } from './db/database.js';
-import { VEHICLE_TYPES } from './movr/domain.js';
+import { VEHICLE_TYPES } from './vehicles.js';
 import type { Logger } from './logger.js';
 import type { DemoLogin } from './movr/demo-data.js';
 import type { MovR } from './movr/movr.js';

@@ -3,16 +3,16 @@ import * as initial from './migrations/001-initial.js';
 import * as fleet from './migrations/002-fleet.js';
 import * as locatedAt from './migrations/003-vehicle-located-at.js';
 import { type Mode, MULTI_REGION_DDL_FILE, PARTITIONED_DDL_FILE, REGION_COLUMN, upgradePath } from './cockroach-files.js';
-import { type Database, SCHEMA_VERSION } from './schema.js';
+import { type Database, SCHEMA_VERSION, type SchemaChange } from './schema.js';
 import type { MovrDatabase } from './database.js';
 import { SQLSTATE, sqlState } from './errors.js';
 
-/** Every migration in order; each is frozen once released, and a schema change is a new one. */
-export const MIGRATIONS: Record<string, Migration> = {
+/** Every migration in order, named by the schema version it makes; each is frozen once released, and a schema change is a new one. */
+export const MIGRATIONS = {
   '001-initial': initial,
   '002-fleet': fleet,
   '003-vehicle-located-at': locatedAt,
-};
+} satisfies Record<string, Migration & { change?: SchemaChange }>;
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };
 

@@ -4,7 +4,7 @@ import { sql } from 'kysely';
 import { CITIES, type City } from '../regions.js';
 import type { MovrDatabase } from '../db/database.js';
 import type { NewUserRow, NewVehicleRow } from '../db/schema.js';
-import { VEHICLE_TYPES } from './domain.js';
+import { VEHICLE_TYPES } from '../vehicles.js';
 import { runTransaction } from '../db/transaction.js';
 
 export const DEMO_USERNAME = 'demo';

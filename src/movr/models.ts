@@ -1,6 +1,6 @@
 import type { City } from '../regions.js';
 import type { UserRow, VehicleRow } from '../db/schema.js';
-import type { VehicleStatus, VehicleType } from './domain.js';
+import type { VehicleStatus, VehicleType } from '../vehicles.js';
 
 /** What the backend hands to the web layer; database rows never leave the backend. */
 

@@ -4,7 +4,7 @@ import { prepare } from '../db/prepared.js';
 import type { Database } from '../db/schema.js';
 import type { Tx } from '../db/transaction.js';
 import { CITIES, type City } from '../regions.js';
-import type { VehicleStatus } from './domain.js';
+import type { VehicleStatus } from '../vehicles.js';
 import { AccountGoneError, ForbiddenError, NotFoundError, RefusedError, UsernameTakenError } from './errors.js';
 import { type NewUser, type NewVehicle, type Page, type Ride, toUser, toVehicle, type User, type UserRef, type Vehicle } from './models.js';
 

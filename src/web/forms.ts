@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { parseCity } from '../regions.js';
-import { VEHICLE_TYPES } from '../movr/domain.js';
+import { VEHICLE_TYPES } from '../vehicles.js';
 
 /** One Zod schema per form and route parameter: only parsed values travel inward. */
 

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { describe, test } from 'node:test';
 import request from 'supertest';
 import { PROJECT_ROOT } from '../../src/config.js';
-import { VEHICLE_TYPES } from '../../src/movr/domain.js';
+import { VEHICLE_TYPES } from '../../src/vehicles.js';
 import { parseCity } from '../../src/regions.js';
 import { type Agent, csrfFrom, formPost, logIn, signUpAndLogIn } from '../support/app.js';
 import { useFixture } from '../support/fixture.js';

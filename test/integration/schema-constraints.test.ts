@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
-import { VEHICLE_STATUSES, VEHICLE_TYPES } from '../../src/movr/domain.js';
+import { VEHICLE_STATUSES, VEHICLE_TYPES } from '../../src/vehicles.js';
 import { CITIES } from '../../src/regions.js';
 import { useFixture } from '../support/fixture.js';
 

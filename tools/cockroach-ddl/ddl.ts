@@ -6,12 +6,12 @@ import {
   UPGRADE_DIR,
   upgradeFileName,
 } from '../../src/db/cockroach-files.js';
-import { SCHEMA_VERSION } from '../../src/db/schema.js';
-import { VEHICLE_STATUS_LIST, VEHICLE_TYPE_LIST } from '../../src/db/sql-lists.js';
+import { MIGRATIONS } from '../../src/db/migrate.js';
+import { INDEXES, type IndexDef, SCHEMA_VERSION, type SchemaChange, TABLES, type TableDef } from '../../src/db/schema.js';
 import { citiesOf, REGION_NAMES, REGIONS } from '../../src/regions.js';
 
 /**
- * Builds the CockroachDB schema files from the regions module and the schema history: dbinit.sql (geo-partitioned
+ * Builds the CockroachDB schema files from src/db/schema.ts, the regions module and the migrations' data steps: dbinit.sql (geo-partitioned
  * by city, zone configs per partition), dbinit-multiregion.sql (multi-region SQL: database regions, REGIONAL BY ROW
  * and GLOBAL tables), and for each later schema version one upgrade file per layout under db/cockroach/. Pure
  * functions; generate.ts beside it writes the files and test/unit/cockroach-ddl.test.ts checks them against the
@@ -39,37 +39,13 @@ const DOCS = 'https://www.cockroachlabs.com/docs/v24.3';
 const DOCS_NOW = 'https://www.cockroachlabs.com/docs/v26.2';
 const SOURCE = 'https://github.com/cockroachdb/cockroach/blob/master';
 
-/** What each schema version after the first changed, for the upgrade files' headers. */
-const CHANGES: Record<number, string> = {
-  3: 'vehicles record when they arrived where they stand (located_at), so riders see how long one has been waiting',
-  2:
-    'sessions name their user (user_city, user_id, indexed) and can be revoked (a tombstone until they expire); a ' +
-    'rate_limits table holds the log-in and sign-up counters every app instance shares',
-};
-
-/**
- * Statements that move data when a version changes the shape of rows, run after its new columns exist and before
- * its new indexes: the same as the PostgreSQL migration of that version does.
- */
-const DATA_CHANGES: Record<number, readonly { why: string; sql: string }[]> = {
-  3: [
-    {
-      why:
-        'Vehicles that existed before take the end of their last ride, else the day they were added (as\n' +
-        '-- src/db/migrations/003-vehicle-located-at.ts does); loading this file again sets the same values.',
-      sql: 'UPDATE vehicles SET located_at = COALESCE((SELECT max(r.end_time) FROM rides r WHERE r.city = vehicles.city AND r.vehicle_id = vehicles.id), date_added)',
-    },
-  ],
-  2: [
-    {
-      why:
-        "Sessions name their user, copied from passport's entry in sess (as src/db/migrations/002-fleet.ts does); only rows\n" +
-        '-- not moved yet, so that loading this file again leaves the sessions written since alone.',
-      sql: "UPDATE sessions SET user_city = sess -> 'passport' -> 'user' ->> 'city', user_id = (sess -> 'passport' -> 'user' ->> 'id')::UUID WHERE user_id IS NULL",
-    },
-    { why: 'Sessions of nobody (the old anonymous CSRF sessions) are no longer kept.', sql: 'DELETE FROM sessions WHERE user_id IS NULL' },
-  ],
-};
+/** What schema `version` changed and its data steps, from its PostgreSQL migration (named `NNN-...`). */
+function changeOf(version: number): SchemaChange {
+  const prefix = `${String(version).padStart(3, '0')}-`;
+  const migration = Object.entries(MIGRATIONS as Record<string, { change?: SchemaChange }>).find(([name]) => name.startsWith(prefix))?.[1];
+  if (migration?.change === undefined) throw new Error(`migration ${prefix}* exports no change for the upgrade file`);
+  return migration.change;
+}
 
 /** Tables of no city that dbinit.sql gives a replica in every region with global reads, from this schema version. */
 const GLOBAL_READS_SINCE: Record<string, number> = { sessions: 2 };
@@ -112,248 +88,66 @@ const literal = (value: string) => `'${value.replaceAll("'", "''")}'`;
 const literals = (values: readonly string[]) => values.map(literal).join(', ');
 const quotedName = (value: string) => `"${value.replaceAll('"', '""')}"`;
 
-export interface ColumnDef {
+/** A column of src/db/schema.ts as it is written in CockroachDB DDL. */
+export interface Column {
   readonly name: string;
   readonly type: string;
   readonly notNull: boolean;
   readonly default?: string;
-  /** The schema version that added it; 1 when absent. */
   readonly since?: number;
 }
 
-export interface TableDef {
+/** A table of src/db/schema.ts at one schema version, its checks spelled out for one region layout. */
+export interface Table {
   readonly name: string;
-  readonly columns: readonly ColumnDef[];
+  readonly columns: readonly Column[];
   readonly primaryKey: readonly string[];
   readonly checks: readonly { readonly name: string; readonly expr: string }[];
   readonly uniques: readonly { readonly name: string; readonly columns: readonly string[] }[];
-  readonly foreignKeys: readonly {
-    readonly name: string;
-    readonly columns: readonly string[];
-    readonly table: string;
-    readonly refColumns: readonly string[];
-  }[];
-  /** Rows belong to the city in `city`: partitioned by it, or REGIONAL BY ROW in its region. */
+  readonly foreignKeys: NonNullable<TableDef['foreignKeys']>;
   readonly byCity: boolean;
-  /** The schema version that added it; 1 when absent. */
-  readonly since?: number;
-}
-
-export interface IndexDef {
-  readonly name: string;
-  readonly table: string;
-  readonly unique: boolean;
-  /** Index columns, with `DESC` where the migration has it. */
-  readonly columns: readonly string[];
-  readonly where?: string;
-  readonly purpose: string;
-  /** The schema version that added it; 1 when absent. */
   readonly since?: number;
 }
 
 /**
- * The tables, constraints and indexes of the PostgreSQL migrations (src/db/migrations) at schema `version`, in
- * CockroachDB types; `since` marks what each later migration added, from which the upgrade files are written.
+ * The tables, constraints and indexes of src/db/schema.ts at schema `version`, with the city checks of `layout`;
+ * `since` marks what each later version added, from which the upgrade files are written.
  */
 export function cockroachSchema(
   layout: readonly RegionLayout[] = regionLayout(),
   version: number = SCHEMA_VERSION,
 ): {
-  tables: readonly TableDef[];
+  tables: readonly Table[];
   indexes: readonly IndexDef[];
 } {
   checkLayout(layout);
-  const cityList = literals(layout.flatMap((region) => region.cities));
-  const col = (name: string, type: string, notNull: boolean, defaultValue?: string, since?: number): ColumnDef => ({
-    name,
-    type,
-    notNull,
-    ...(defaultValue === undefined ? {} : { default: defaultValue }),
-    ...(since === undefined ? {} : { since }),
-  });
-  const cityCheck = (column: string, name: string) => ({ name, expr: `${column} IN (${cityList})` });
-
-  const tables: TableDef[] = [
-    {
-      name: 'users',
-      byCity: true,
-      columns: [
-        col('city', 'STRING', true),
-        col('id', 'UUID', true, 'gen_random_uuid()'),
-        col('first_name', 'STRING', true),
-        col('last_name', 'STRING', true),
-        col('email', 'STRING', true),
-        col('username', 'STRING', false),
-        col('password_hash', 'STRING', false),
-        col('is_owner', 'BOOL', true, 'false'),
-        col('created_at', 'TIMESTAMPTZ', true, 'now()'),
-      ],
-      primaryKey: ['city', 'id'],
-      checks: [cityCheck('city', 'check_city')],
-      uniques: [{ name: 'users_username_key', columns: ['username'] }],
-      foreignKeys: [],
-    },
-    {
-      name: 'vehicles',
-      byCity: true,
-      columns: [
-        col('city', 'STRING', true),
-        col('id', 'UUID', true, 'gen_random_uuid()'),
-        col('type', 'STRING', true),
-        col('owner_id', 'UUID', true),
-        col('date_added', 'TIMESTAMPTZ', true, 'now()'),
-        col('status', 'STRING', true, "'available'"),
-        col('last_location', 'STRING', true),
-        col('color', 'STRING', true),
-        col('brand', 'STRING', true, "''"),
-        col('located_at', 'TIMESTAMPTZ', true, 'now()', 3),
-      ],
-      primaryKey: ['city', 'id'],
-      checks: [
-        cityCheck('city', 'check_city'),
-        { name: 'check_type', expr: `type IN (${VEHICLE_TYPE_LIST})` },
-        { name: 'check_status', expr: `status IN (${VEHICLE_STATUS_LIST})` },
-      ],
-      uniques: [],
-      foreignKeys: [{ name: 'fk_city_ref_users', columns: ['city', 'owner_id'], table: 'users', refColumns: ['city', 'id'] }],
-    },
-    {
-      name: 'rides',
-      byCity: true,
-      columns: [
-        col('city', 'STRING', true),
-        col('id', 'UUID', true, 'gen_random_uuid()'),
-        col('vehicle_id', 'UUID', true),
-        col('rider_id', 'UUID', true),
-        col('rider_city', 'STRING', true),
-        col('start_location', 'STRING', true),
-        col('end_location', 'STRING', false),
-        col('start_time', 'TIMESTAMPTZ', true, 'now()'),
-        col('end_time', 'TIMESTAMPTZ', false),
-        col('length', 'INTERVAL', false),
-      ],
-      primaryKey: ['city', 'id'],
-      checks: [
-        cityCheck('city', 'check_city'),
-        cityCheck('rider_city', 'check_rider_city'),
-        {
-          name: 'check_ride_end',
-          expr: '(end_time IS NULL) = (length IS NULL) AND (end_time IS NULL) = (end_location IS NULL)',
-        },
-      ],
-      uniques: [],
-      foreignKeys: [
-        { name: 'fk_vehicle_city_ref_vehicles', columns: ['city', 'vehicle_id'], table: 'vehicles', refColumns: ['city', 'id'] },
-        { name: 'fk_rider_city_ref_users', columns: ['rider_city', 'rider_id'], table: 'users', refColumns: ['city', 'id'] },
-      ],
-    },
-    {
-      name: 'sessions',
-      byCity: false,
-      columns: [
-        col('sid', 'STRING', true),
-        col('sess', 'JSONB', true),
-        col('expire', 'TIMESTAMP(6)', true),
-        col('user_city', 'STRING', false, undefined, 2),
-        col('user_id', 'UUID', false, undefined, 2),
-        col('revoked', 'BOOL', true, 'false', 2),
-      ],
-      primaryKey: ['sid'],
-      checks: [],
-      uniques: [],
-      foreignKeys: [],
-    },
-    {
-      name: 'rate_limits',
-      byCity: false,
-      since: 2,
-      columns: [col('key', 'STRING', true), col('hits', 'INT', true), col('reset_at', 'TIMESTAMPTZ', true)],
-      primaryKey: ['key'],
-      checks: [],
-      uniques: [],
-      foreignKeys: [],
-    },
-    {
-      name: 'schema_info',
-      byCity: false,
-      columns: [col('version', 'INT', true)],
-      primaryKey: ['version'],
-      checks: [],
-      uniques: [],
-      foreignKeys: [],
-    },
-  ];
-
-  const indexes: IndexDef[] = [
-    {
-      name: 'vehicles_city_listing_idx',
-      table: 'vehicles',
-      unique: false,
-      columns: ['city', 'date_added DESC', 'id DESC'],
-      where: "status <> 'removed'",
-      purpose: 'The vehicles page: one city, not removed, newest first.',
-    },
-    {
-      name: 'vehicles_owner_idx',
-      table: 'vehicles',
-      unique: false,
-      columns: ['city', 'owner_id'],
-      purpose: "A profile's vehicles, and the foreign key's lookups.",
-    },
-    {
-      name: 'rides_rider_idx',
-      table: 'rides',
-      unique: false,
-      columns: ['rider_city', 'rider_id', 'start_time DESC'],
-      purpose: "A rider's history, newest first.",
-    },
-    {
-      name: 'rides_one_active_per_vehicle_idx',
-      table: 'rides',
-      unique: true,
-      columns: ['city', 'vehicle_id'],
-      where: 'end_time IS NULL',
-      purpose: 'The last line of defence against double rides: at most one active ride per vehicle...',
-    },
-    {
-      name: 'rides_one_active_per_rider_idx',
-      table: 'rides',
-      unique: true,
-      columns: ['rider_city', 'rider_id'],
-      where: 'end_time IS NULL',
-      purpose: '...and at most one per rider.',
-    },
-    {
-      name: 'sessions_expire_idx',
-      table: 'sessions',
-      unique: false,
-      columns: ['expire'],
-      purpose: 'Expired sessions are pruned by expire.',
-    },
-    {
-      name: 'sessions_user_idx',
-      table: 'sessions',
-      unique: false,
-      columns: ['user_city', 'user_id'],
-      purpose: "Account deletion revokes all of a user's sessions through this index.",
-      since: 2,
-    },
-    {
-      name: 'rate_limits_reset_at_idx',
-      table: 'rate_limits',
-      unique: false,
-      columns: ['reset_at'],
-      purpose: 'Expired counters are pruned by reset_at.',
-      since: 2,
-    },
-  ];
+  const cities = layout.flatMap((region) => region.cities);
   const present = (since: number | undefined) => (since ?? 1) <= version;
-  return {
-    tables: tables
-      .filter((table) => present(table.since))
-      .map((table) => ({ ...table, columns: table.columns.filter((column) => present(column.since)) })),
-    indexes: indexes.filter((index) => present(index.since)),
-  };
+  const tables = Object.entries(TABLES as Record<string, TableDef>)
+    .filter(([, table]) => present(table.since))
+    .map(([name, table]): Table => {
+      const columns = Object.entries(table.columns).filter(([, column]) => present(column.since));
+      const listChecks = columns.flatMap(([column, { type }]) =>
+        type.oneOf === undefined ? [] : [{ name: `check_${column}`, expr: `${column} IN (${literals(type.oneOf === 'cities' ? cities : type.oneOf)})` }],
+      );
+      return {
+        name,
+        byCity: table.byCity,
+        ...(table.since === undefined ? {} : { since: table.since }),
+        columns: columns.map(([column, def]) => ({
+          name: column,
+          type: def.type.sql,
+          notNull: def.notNull,
+          ...(def.default === undefined ? {} : { default: def.default }),
+          ...(def.since === undefined ? {} : { since: def.since }),
+        })),
+        primaryKey: table.primaryKey,
+        checks: [...listChecks, ...(table.checks ?? [])],
+        uniques: table.uniques ?? [],
+        foreignKeys: table.foreignKeys ?? [],
+      };
+    });
+  return { tables, indexes: INDEXES.filter((index) => present(index.since)) };
 }
 
 const CITY_COLUMNS = new Set(['city', 'rider_city']);
@@ -377,14 +171,14 @@ function regionCase(layout: readonly RegionLayout[]): string {
   return ['(', '        CASE', ...whens, '        END', '    )'].join('\n');
 }
 
-function columnSql(column: ColumnDef): string {
+function columnSql(column: Column): string {
   const parts = [column.name, column.type];
   if (column.notNull) parts.push('NOT NULL');
   if (column.default !== undefined) parts.push(`DEFAULT ${column.default}`);
   return parts.join(' ');
 }
 
-function tableElements(table: TableDef, mode: Mode, layout: readonly RegionLayout[]): string[] {
+function tableElements(table: Table, mode: Mode, layout: readonly RegionLayout[]): string[] {
   const lines = table.columns.map((column) => `    ${columnSql(column)}`);
   if (mode === 'multiRegion' && table.byCity) {
     lines.push(
@@ -423,7 +217,7 @@ function joinElements(elements: readonly string[]): string {
   return elements.map((element, i) => (i < elements.length - 1 ? `${element},` : element)).join('\n');
 }
 
-function partitionZones(table: TableDef, indexNames: readonly string[], layout: readonly RegionLayout[]): string {
+function partitionZones(table: Table, indexNames: readonly string[], layout: readonly RegionLayout[]): string {
   const statements = indexNames.flatMap((indexName) =>
     layout.map(
       (region) =>
@@ -443,7 +237,7 @@ function partitionZones(table: TableDef, indexNames: readonly string[], layout: 
  * regions: three voters in the first region, a non-voting replica in every other one, and global reads, so that
  * every region reads locally and writes pay a cross-region round trip and commit wait.
  */
-function globalReadsZone(table: TableDef, layout: readonly RegionLayout[]): string {
+function globalReadsZone(table: Table, layout: readonly RegionLayout[]): string {
   const [primary] = layout;
   const perRegion = layout.map((region) => `"+region=${region.name}": 1`).join(', ');
   return [
@@ -459,7 +253,7 @@ function globalReadsZone(table: TableDef, layout: readonly RegionLayout[]): stri
   ].join('\n');
 }
 
-function createIndex(index: IndexDef, table: TableDef, mode: Mode, layout: readonly RegionLayout[], ifNotExists: boolean): string {
+function createIndex(index: IndexDef, table: Table, mode: Mode, layout: readonly RegionLayout[], ifNotExists: boolean): string {
   const head = `CREATE ${index.unique ? 'UNIQUE ' : ''}INDEX ${ifNotExists ? 'IF NOT EXISTS ' : ''}${index.name} ON ${index.table} (${index.columns.join(', ')})`;
   const lines = [`-- ${index.purpose}`];
   const partitioned = mode === 'partitioned' && table.byCity;
@@ -490,7 +284,7 @@ function createIndex(index: IndexDef, table: TableDef, mode: Mode, layout: reado
   return lines.join('\n');
 }
 
-function tableComment(table: TableDef, mode: Mode, version: number): string {
+function tableComment(table: Table, mode: Mode, version: number): string {
   if (table.byCity) {
     return mode === 'partitioned'
       ? `-- The primary key starts with city, the partition key (${DOCS}/partitioning#partition-using-primary-key).`
@@ -541,7 +335,7 @@ function tableComment(table: TableDef, mode: Mode, version: number): string {
  * then relies on the schema changer unlocking the table by itself; this makes them need nothing of the kind.
  */
 function createTable(
-  table: TableDef,
+  table: Table,
   indexes: readonly IndexDef[],
   mode: Mode,
   layout: readonly RegionLayout[],
@@ -631,7 +425,7 @@ function header(mode: Mode, layout: readonly RegionLayout[], version: number): s
         ];
   lines.push(
     '--',
-    '-- Generated by tools/cockroach-ddl from src/regions.ts and tools/cockroach-ddl/ddl.ts: change those and run',
+    '-- Generated by tools/cockroach-ddl from src/regions.ts and src/db/schema.ts: change those and run',
     '-- `npm run ddl`; never edit this file by hand.',
     '--',
     ...versionsBlock(),
@@ -703,9 +497,9 @@ function renderUpgrade(mode: Mode, layout: readonly RegionLayout[], version: num
     [
       `-- MovR schema upgrade for CockroachDB, version ${version - 1} to ${version}, for a database loaded from ${fileOf(mode)}`,
       `-- (for ${fileOf(mode === 'partitioned' ? 'multiRegion' : 'partitioned')} load ${upgradeFileName(mode === 'partitioned' ? 'multiRegion' : 'partitioned', version)} instead).`,
-      ...commentParagraph(`Version ${version}: ${CHANGES[version]}.`),
+      ...commentParagraph(`Version ${version}: ${changeOf(version).summary}.`),
       '--',
-      '-- Generated by tools/cockroach-ddl from src/regions.ts and tools/cockroach-ddl/ddl.ts, from the same table',
+      '-- Generated by tools/cockroach-ddl from src/regions.ts, src/db/schema.ts and the migrations, from the same table',
       `-- definitions as ${fileOf(mode)}: change those and run \`npm run ddl\`; never edit this file by hand.`,
       '--',
       ...versionsBlock(),
@@ -737,7 +531,7 @@ function renderUpgrade(mode: Mode, layout: readonly RegionLayout[], version: num
       ].join('\n'),
     );
   }
-  for (const change of DATA_CHANGES[version] ?? []) out.push(`-- ${change.why}\n${change.sql};`);
+  for (const step of changeOf(version).data) out.push(`${commentParagraph(step.why).join('\n')}\n${step.sql};`);
   for (const index of newIndexes) {
     const table = after.tables.find((t) => t.name === index.table)!;
     out.push(createIndex(index, table, mode, layout, true));

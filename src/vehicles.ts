@@ -1,4 +1,4 @@
-/** MovR's vehicle vocabulary. A leaf module (it imports nothing), so db/schema.ts may use it without a cycle. */
+/** MovR's vehicle vocabulary: a leaf (it imports nothing) that the schema, the backend and the forms all read. */
 
 export const VEHICLE_TYPES = ['bike', 'scooter', 'skateboard'] as const;
 export type VehicleType = (typeof VEHICLE_TYPES)[number];

@@ -72,8 +72,7 @@ export function cityLabel(city: City): string {
   return cityLabels.get(city)!;
 }
 
-// Made once: a page writes a city's name dozens of times (the city menu, each card's map), and the title-casing
-// regular expression was 7% of rendering a vehicles page with maps.
+// Made once: a page writes a city's name many times (the city menu, each card's map).
 const cityLabels = new Map<string, string>(
   CITIES.map((city) => {
     const info: { label?: string } = (REGIONS[regionOf(city)].cities as Record<string, { label?: string }>)[city]!;

@@ -45,6 +45,17 @@ export interface MovrDatabase extends TransactionContext {
   close(): Promise<void>;
 }
 
+/**
+ * The connection string with `-c timezone=UTC` added to its `options` (kept, and put last so it wins): TIMESTAMP
+ * columns such as sessions.expire are compared with now() in the session's zone. CockroachDB takes `-c` in
+ * `options` too (https://www.cockroachlabs.com/docs/v25.4/connection-parameters#supported-options-parameters).
+ */
+export function withUtcSessions(connectionString: string): string {
+  const url = new URL(connectionString);
+  url.searchParams.set('options', [url.searchParams.get('options'), '-c timezone=UTC'].filter(Boolean).join(' '));
+  return url.toString();
+}
+
 export function detectKind(version: string): DatabaseKind {
   return /cockroachdb/i.test(version) ? 'cockroachdb' : 'postgres';
 }
@@ -53,7 +64,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<MovrDataba
   const pool =
     options.pool ??
     new pg.Pool({
-      connectionString: options.connectionString,
+      connectionString: withUtcSessions(options.connectionString),
       max: options.poolSize ?? 10,
       // Fail fast while the database is down, so pages answer 503 instead of hanging.
       connectionTimeoutMillis: 3000,

@@ -5,21 +5,17 @@ import type { Database } from './schema.js';
 const statementNames = new Map<string, string>();
 
 /**
- * The name under which the database keeps `text` as a prepared statement on each connection, if it is the SQL of
- * a query made with prepare() below (db/database.ts's client sends it so). Sent unnamed, PostgreSQL parses and
- * plans the statement at every execution, and planning the session read's four-table join took it 0.7 ms, seven
- * times the execution; named, each connection plans it once (or a few times, until its generic plan is chosen).
+ * The name under which each connection keeps `text` as a prepared statement, if it is the SQL of a query made with
+ * prepare() below (db/database.ts's client sends it so): planned once per connection, not at every execution.
  */
 export function statementName(text: string): string | undefined {
   return statementNames.get(text);
 }
 
 /**
- * A fixed query built and compiled by Kysely once, on its first call, then sent with each call's values:
- * building and compiling the same tree on every request costs more CPU than PostgreSQL spends answering a
- * page's small reads. `build` gets a stand-in for each named value; everything else in the query is fixed then.
- * Every connection (pool or transaction) speaks the same dialect, so the first one's compilation serves all,
- * and the database keeps it prepared (statementName above).
+ * A fixed query built and compiled by Kysely once, on its first call, then sent with each call's values, so a page's
+ * small reads do not pay for building the same tree again. `build` gets a stand-in for each named value; every
+ * connection speaks the same dialect, so the first compilation serves all.
  */
 export function prepare<Name extends string, Row>(
   names: readonly Name[],

@@ -55,7 +55,7 @@ export interface TransactionContext {
 /**
  * Runs `callback` in one SERIALIZABLE transaction, retried on 40001 with capped, jittered backoff, so it must only
  * touch the database. CockroachDB retries under `SAVEPOINT cockroach_restart`, keeping its priority
- * (https://www.cockroachlabs.com/docs/v23.1/advanced-client-side-transaction-retries); PostgreSQL keeps a
+ * (https://www.cockroachlabs.com/docs/v25.4/advanced-client-side-transaction-retries); PostgreSQL keeps a
  * savepoint's snapshot, so there the whole transaction starts again.
  */
 export async function runTransaction<T>(

@@ -258,7 +258,7 @@ async function ownsVehicles(tx: Tx, owner: UserRef): Promise<boolean> {
     .select('id')
     .where('city', '=', owner.city)
     .where('owner_id', '=', owner.id)
-    .where('status', '<>', 'removed')
+    .where('status', '<>', sql.lit('removed'))
     .limit(1)
     .executeTakeFirst();
   return vehicle !== undefined;

@@ -447,6 +447,17 @@ describe('container image', () => {
     assert.ok(instructions(runtime, 'COPY').some((copy) => /^--from=\S+\s+\S*dist\s/.test(copy)), 'runtime copies the compiled dist/');
   });
 
+  it('ships only the runtime: the build stage compiles src/ alone, which imports nothing from tools/, scripts/ or test/', () => {
+    const sources = instructions(build, 'COPY').flatMap((copy) => copy.split(/\s+/).slice(0, -1));
+    assert.ok(sources.includes('src'), 'the build stage copies src/');
+    for (const source of sources) assert.doesNotMatch(source, /^(tools|scripts|test)\b/, `the build stage copies ${source}`);
+    assert.deepEqual((JSON.parse(read('tsconfig.build.json')) as { include: string[] }).include, ['src']);
+    const srcDir = path.join(root, 'src');
+    for (const file of readdirSync(srcDir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts'))) {
+      assert.doesNotMatch(readFileSync(path.join(srcDir, file), 'utf8'), /from '(\.\.\/)+(tools|scripts|test)\//, `src/${file} imports outside the runtime`);
+    }
+  });
+
   it('runs npm start\'s command (node dist/server.js) as a non-root user in production mode, with no secrets baked in', () => {
     const users = instructions(runtime, 'USER');
     assert.ok(users.length > 0, 'the runtime stage sets USER');

@@ -23,12 +23,12 @@ export const DATABASE_NAME = 'movr';
 /**
  * The CockroachDB releases in support on 2026-12-01, per cockroachdb/docs src/current/_data/versions.csv and the
  * release support policy (https://www.cockroachlabs.com/docs/releases/release-support-policy): v24.1 and v26.1
- * (an Innovation release, no assistance phase) had left support; v24.3 and v25.2 only in their LTS patches.
+ * (an Innovation release, no assistance phase) had left support; v24.3, v25.2 and v25.4 only in their LTS patches.
  */
 export const COCKROACH_VERSIONS = [
   { version: 'v24.3', patches: 'LTS, 24.3.12 and later', supportEnds: '2027-05-05' },
   { version: 'v25.2', patches: 'LTS, 25.2.10 and later', supportEnds: '2027-12-17' },
-  { version: 'v25.4', patches: '25.4.0 and later', supportEnds: '2027-05-03' },
+  { version: 'v25.4', patches: 'LTS, 25.4.10 and later', supportEnds: '2028-05-03' },
   { version: 'v26.2', patches: '26.2.0 and later', supportEnds: '2027-10-27' },
 ] as const;
 export const VERSIONS_CHECKED_ON = '2026-12-01';
@@ -38,6 +38,8 @@ const DOCS = 'https://www.cockroachlabs.com/docs/v24.3';
 /** The newest, for what changed since (schema_locked defaults, licences). */
 const DOCS_NOW = 'https://www.cockroachlabs.com/docs/v26.2';
 const SOURCE = 'https://github.com/cockroachdb/cockroach/blob/master';
+/** Custom and generic plans, which the older versions' pages do not describe. */
+const PLAN_TYPES = 'https://www.cockroachlabs.com/docs/v25.4/cost-based-optimizer#query-plan-type';
 
 /** What schema `version` changed and its data steps, from its PostgreSQL migration (named `NNN-...`). */
 function changeOf(version: number): SchemaChange {
@@ -272,8 +274,9 @@ function createIndex(index: IndexDef, table: Table, mode: Mode, layout: readonly
   }
   if (index.where !== undefined) {
     lines.push(
-      `-- Partial: used only by a query whose filter implies the predicate (${DOCS}/partial-indexes), so the app sends it as a` +
-        '\n-- literal, which a generic plan sees as well as a custom one; a placeholder it could not prove.',
+      `-- Partial: used only by a query whose filter implies the predicate (${DOCS}/partial-indexes). The app writes it as a` +
+        '\n-- literal, so that a generic plan, made before any placeholder has a value, can use the index too' +
+        `\n-- (${PLAN_TYPES}).`,
     );
   }
   // CockroachDB's grammar puts PARTITION BY before the WHERE of a partial index (create-index.md parameters).

@@ -17,6 +17,7 @@ const FLOOR = '/__bench/floor';
 const appDir = process.env.BENCH_APP_DIR ?? path.resolve('dist');
 const workers = Number(process.env.BENCH_WORKERS || 1);
 const load = <T>(module: string) => import(path.join(appDir, module)) as Promise<T>;
+const loadFirst = <T>(module: string, fallback: string) => load<T>(module).catch(() => load<T>(fallback));
 
 /** What the app sent to the database, counted for the bench, which asks over IPC ('stats'). */
 const counts = { statements: 0, transactions: 0, sessionReads: 0, sessionWrites: 0, retries: 0 };
@@ -26,7 +27,7 @@ pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
   const text = (typeof first === 'string' ? first : ((first as { text?: string } | null)?.text ?? '')).trimStart();
   counts.statements += 1;
   if (/^(start transaction|begin)\b/i.test(text)) counts.transactions += 1;
-  // The session read (web/session-store.ts), with the ride in progress it also reads.
+  // The session read (db/session-store.ts).
   else if (/^select "?sessions"?\."?sess"?[\s,]/i.test(text)) counts.sessionReads += 1;
   else if (/^(insert into|update|delete from) "?sessions"?/i.test(text)) counts.sessionWrites += 1;
   return originalQuery.apply(this, args);
@@ -35,17 +36,17 @@ pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
 type Counts = typeof counts & { pids: number[] };
 
 async function floorRoutes() {
-  const { requireLogin, currentUser } = await load<typeof import('../src/web/auth.js')>('web/auth.js');
-  const { notFound } = await load<typeof import('../src/web/errors.js')>('web/errors.js');
+  // The baseline of `--compare` may predate web/middleware/: its flat web/ is tried second.
+  const { requireLogin, currentUser } = await loadFirst<typeof import('../src/web/middleware/passport.js')>('web/middleware/passport.js', 'web/auth.js');
+  const { notFound } = await loadFirst<typeof import('../src/web/middleware/errors.js')>('web/middleware/errors.js', 'web/errors.js');
   const { uuidParam } = await load<typeof import('../src/web/forms.js')>('web/forms.js');
-  const { currentLocality } = await load<typeof import('../src/web/locality.js')>('web/locality.js');
   return (movr: import('../src/movr/movr.js').MovR) => (router: IRouter) => {
     router.get(`${FLOOR}/login`, (req, res) => {
       if (req.user) return res.redirect(303, '/vehicles');
       res.type('html').send('floor');
     });
     router.get(`${FLOOR}/vehicles`, requireLogin, async (_req, res) => {
-      await movr.getVehicles(currentLocality(res).city, 1);
+      await movr.getVehicles(res.locals.locality.city, 1);
       res.type('html').send('floor');
     });
     // The body is the active ride's id (or '-'), so the bench's start/end cycle can end it.
@@ -56,16 +57,14 @@ async function floorRoutes() {
     router.post(`${FLOOR}/rides/start/:vehicleId`, requireLogin, async (req, res) => {
       const id = uuidParam.safeParse(req.params.vehicleId);
       if (!id.success) throw notFound();
-      res.locals.refusedRedirect = '/vehicles';
-      await movr.startRide(currentUser(req), id.data, currentLocality(res).city);
+      await movr.startRide(currentUser(req), id.data, res.locals.locality.city);
       res.redirect(303, `${FLOOR}/rides`);
     });
     router.post(`${FLOOR}/rides/end/:rideId`, requireLogin, async (req, res) => {
       const id = uuidParam.safeParse(req.params.rideId);
       const location = typeof req.body?.location === 'string' ? req.body.location : '';
       if (!id.success || !location) throw notFound();
-      res.locals.refusedRedirect = '/rides';
-      await movr.endRide(currentUser(req), id.data, location, currentLocality(res).city);
+      await movr.endRide(currentUser(req), id.data, location, res.locals.locality.city);
       res.redirect(303, `${FLOOR}/rides`);
     });
   };

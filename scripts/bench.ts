@@ -14,7 +14,7 @@ import { type EmbeddedPostgres, findFreePort, startEmbeddedPostgres } from '../s
 import { migrateToLatest } from '../src/db/migrate.js';
 import { runStatement } from '../src/db/transaction.js';
 import { MovR } from '../src/movr/movr.js';
-import { DatabaseSessionStore } from '../src/web/session-store.js';
+import { DatabaseSessionStore } from '../src/db/session-store.js';
 import { BENCH_PASSWORD, type BenchData, type BenchRider, FULL_SIZES, loadBenchData, QUICK_SIZES, RIDES_PER_HEAVY } from './bench-data.js';
 
 /**
@@ -687,11 +687,13 @@ async function barePages(database: MovrDatabase, url: string, session: Session, 
   const sid = signed.slice(2, signed.lastIndexOf('.'));
   const store = new DatabaseSessionStore(database);
   const movr = new MovR(database);
-  // A page's session read, which also brings the riding bar's ride (web/session.ts sets the flag for a GET).
-  const sessionRead = await recordStatements(() => {
-    store.rideWithNextRead = true;
-    return new Promise((resolve, reject) => store.get(sid, (error, value) => (error || !value ? reject(error ?? new Error('no session')) : resolve(value))));
-  });
+  // A logged-in page's session read, then the riding bar's ride (web/middleware/locals.ts).
+  const sessionRead = [
+    ...(await recordStatements(
+      () => new Promise((resolve, reject) => store.get(sid, (error, value) => (error || !value ? reject(error ?? new Error('no session')) : resolve(value)))),
+    )),
+    ...(await recordStatements(() => movr.getActiveRide(session.rider))),
+  ];
   const body = async (page: string, cookie: string) => {
     const response = await fetch(`${url}${page}`, { headers: { ...PROXY_HEADERS, cookie }, redirect: 'manual' });
     if (response.status !== 200) throw new Error(`GET ${page} answered ${response.status}`);
@@ -699,7 +701,6 @@ async function barePages(database: MovrDatabase, url: string, session: Session, 
   };
   return {
     '/login': { statements: [], body: await body('/login', visitor) },
-    // The riding bar's ride comes with the session read (web/session-store.ts).
     '/vehicles': { statements: [...sessionRead, ...(await recordStatements(() => movr.getVehicles(session.rider.city, 1)))], body: await body('/vehicles', session.cookie) },
     '/rides': { statements: [...sessionRead, ...(await recordStatements(() => movr.getRides(session.rider)))], body: await body('/rides', session.cookie) },
   };

@@ -7,7 +7,7 @@ import type { EmbeddedPostgres } from './db/embedded-postgres.js';
 import { prepareSchema, SchemaMissingError } from './db/migrate.js';
 import type { Logger } from './logger.js';
 import { type DemoLogin, loadDemoData } from './movr/demo-data.js';
-import { metricsHandler } from './web/metrics.js';
+import { metricsHandler } from './web/middleware/metrics.js';
 
 /** What server.ts (one process, or a cluster worker) and cluster.ts (the primary) share: the backend, shutdown, the metrics port. */
 

@@ -9,10 +9,10 @@ import { type Config, ConfigError, loadConfig, withSecretKey } from './config.js
 import { createLogger, type Logger } from './logger.js';
 import { MovR } from './movr/movr.js';
 import { developmentSecret } from './private-files.js';
-import { drainServer } from './web/drain.js';
-import { createMetrics } from './web/metrics.js';
-import { pruneRateLimits } from './web/rate-limit-store.js';
-import { pruneSessions } from './web/session-store.js';
+import { drainServer } from './web/middleware/drain.js';
+import { createMetrics } from './web/middleware/metrics.js';
+import { pruneRateLimits } from './db/rate-limit-store.js';
+import { pruneSessions } from './db/session-store.js';
 
 const PRUNE_EVERY_MS = 15 * 60 * 1000;
 

@@ -3,12 +3,10 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import type { Database } from './schema.js';
 import { statementName } from './prepared.js';
-import { parseTimestamptz } from './timestamps.js';
 import { type DatabaseKind, type RetryOptions, type TransactionContext, TransactionStats } from './transaction.js';
 
 // Let COUNT(*) and other int8 results arrive as numbers; MovR's counts stay far below 2^53.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
-pg.types.setTypeParser(pg.types.builtins.TIMESTAMPTZ, parseTimestamptz);
 
 /**
  * pg's client, which sends the SQL of a prepare()d query (db/prepared.ts) as a named prepared statement: parsed and

@@ -13,18 +13,16 @@ const KINDS = new Set<string>(['success', 'danger', 'info']);
  * One-time messages carried to the next page in a short-lived signed cookie, not the session: a visitor who is
  * not logged in (just logged out, account deleted) has no session row, and showing them a message writes none.
  */
-export function flash(req: Request, kind: FlashKind, text: string): void {
-  const res = req.res as Response;
-  const pending = ((res.locals.flashOut as FlashMessage[] | undefined) ??= []);
+export function flash(req: Request, res: Response, kind: FlashKind, text: string): void {
+  const pending = (res.locals.flashOut ??= []);
   pending.push({ kind, text });
   res.cookie(FLASH_COOKIE, JSON.stringify(pending), { signed: true, httpOnly: true, sameSite: 'lax', secure: req.secure, maxAge: 60_000 });
 }
 
 /** The messages for this page: those the previous response left, and any added while handling this request. */
-export function takeFlash(req: Request): FlashMessage[] {
-  const res = req.res as Response;
+export function takeFlash(req: Request, res: Response): FlashMessage[] {
   const incoming = parse(req.signedCookies?.[FLASH_COOKIE]);
-  const pending = (res.locals.flashOut as FlashMessage[] | undefined) ?? [];
+  const pending = res.locals.flashOut ?? [];
   if (incoming.length > 0 || pending.length > 0) {
     res.locals.flashOut = [];
     res.clearCookie(FLASH_COOKIE);

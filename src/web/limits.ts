@@ -1,8 +1,8 @@
 import type { Request, RequestHandler, Response } from 'express';
 import { ipKeyGenerator, rateLimit } from 'express-rate-limit';
 import type { MovrDatabase } from '../db/database.js';
-import { HttpError } from './errors.js';
-import { DatabaseRateLimitStore } from './rate-limit-store.js';
+import { DatabaseRateLimitStore } from '../db/rate-limit-store.js';
+import { HttpError } from './middleware/errors.js';
 
 export interface RateLimits {
   /** Failed log-ins allowed per username and client in the window. */

@@ -4,7 +4,7 @@ import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
 import { hashPassword } from '../../src/movr/passwords.js';
-import { GRACE_MS } from '../../src/web/drain.js';
+import { GRACE_MS } from '../../src/web/middleware/drain.js';
 import type { City } from '../../src/regions.js';
 import { useFixture } from '../support/fixture.js';
 import { Browser, csrfOf } from '../support/http-client.js';

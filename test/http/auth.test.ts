@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import request from 'supertest';
-import { SESSION_COOKIE } from '../../src/web/session.js';
+import { SESSION_COOKIE } from '../../src/web/middleware/session.js';
 import { cookie, csrfFrom, csrfToken, formPost, logIn, signUpAndLogIn } from '../support/app.js';
 import { useFixture } from '../support/fixture.js';
 

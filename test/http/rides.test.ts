@@ -248,7 +248,7 @@ describe('POST /rides/end/:rideId', () => {
 });
 
 describe('the riding bar', () => {
-  test('when a ride starts elsewhere (another instance), then the next page shows it, read with the session: no statement of its own', async () => {
+  test('when a ride starts elsewhere (another instance), then the next page shows it, read by the riding bar\'s own step after the session', async () => {
     const pool = new FaultInjectingPool({ connectionString: t.connectionString });
     const app = t.buildApp({ db: await t.open({ pool }) });
     const agent = app.agent();
@@ -263,12 +263,11 @@ describe('the riding bar', () => {
     assert.match(page.text, /Riding: red scooter · Vespa/);
     assert.deepEqual(
       pool.trace().map((statement) => statement.match(/^select .*? from "(\w+)"/i)?.[1] ?? statement),
-      ['sessions', 'vehicles'],
-      'the session (with the ride in progress), then the listing',
+      ['sessions', 'rides', 'vehicles'],
+      'the session, the ride in progress, then the listing',
     );
 
-    // A POST's session read does without the ride (a POST may change it, and renders rarely): the bar reads it
-    // afresh when a POST renders.
+    // A POST reads no ride for the bar: it redirects, and the next page reads it afresh.
     const csrf = await csrfToken(agent, '/rides');
     pool.clear();
     const ended = await agent.post(`/rides/end/${(await t.movr.getActiveRide(rider))!.id}`).type('form').send({ _csrf: csrf, location: 'Bryant Park' });

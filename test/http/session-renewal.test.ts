@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { sql } from 'kysely';
-import { SESSION_RENEW_AFTER_MS } from '../../src/web/session.js';
+import { SESSION_RENEW_AFTER_MS } from '../../src/web/middleware/session.js';
 import { cookie } from '../support/app.js';
 import { useFixture } from '../support/fixture.js';
 

@@ -6,7 +6,7 @@ import { sql } from 'kysely';
 import type { City } from '../../src/regions.js';
 import { AccountGoneError, ForbiddenError, NotFoundError, RefusedError, UsernameTakenError } from '../../src/movr/errors.js';
 import { verifyPassword } from '../../src/movr/passwords.js';
-import { DatabaseSessionStore } from '../../src/web/session-store.js';
+import { DatabaseSessionStore } from '../../src/db/session-store.js';
 import type { User, UserRef, Vehicle } from '../../src/movr/models.js';
 import { type NewUser, type NewVehicle, VEHICLES_PER_PAGE } from '../../src/movr/movr.js';
 import { useFixture } from '../support/fixture.js';

@@ -7,9 +7,9 @@ import { type Config, loadConfig, withSecretKey } from '../../src/config.js';
 import type { MovrDatabase } from '../../src/db/database.js';
 import type { NewVehicleRow } from '../../src/db/schema.js';
 import { MovR } from '../../src/movr/movr.js';
-import { createMetrics, type Metrics, metricsHandler } from '../../src/web/metrics.js';
+import { createMetrics, type Metrics, metricsHandler } from '../../src/web/middleware/metrics.js';
 import type { City } from '../../src/regions.js';
-import { SESSION_COOKIE } from '../../src/web/session.js';
+import { SESSION_COOKIE } from '../../src/web/middleware/session.js';
 
 export type Agent = InstanceType<typeof TestAgent>;
 

@@ -1,14 +1,14 @@
-import type { IRouter, NextFunction, Request, Response } from 'express';
+import express, { type NextFunction, type Request, type Response } from 'express';
 import type passport from 'passport';
-import type { MovR } from '../../movr/movr.js';
 import { UsernameTakenError } from '../../movr/errors.js';
-import { LOGIN_FAILED, requireLogin, type SessionUser, toSessionUser } from '../auth.js';
+import type { MovR } from '../../movr/movr.js';
 import { flash } from '../flash.js';
 import { type FieldErrors, loginForm, parseForm, registerForm } from '../forms.js';
 import type { Limiters } from '../limits.js';
-import { SESSION_COOKIE } from '../session.js';
+import { LOGIN_FAILED, requireLogin, type SessionUser, toSessionUser } from '../middleware/passport.js';
+import { SESSION_COOKIE } from '../middleware/session.js';
 
-export interface AuthRouteOptions {
+export interface AuthRouterOptions {
   movr: MovR;
   passport: passport.Authenticator;
   limiters: Limiters;
@@ -26,17 +26,27 @@ function renderRegister(res: Response, status: number, errors: FieldErrors = {},
 const logIn = (req: Request, user: SessionUser) =>
   new Promise<void>((resolve, reject) => req.login(user, (error) => (error ? reject(error) : resolve())));
 
-/** Validates the log-in form before anything is counted or hashed; passport-local then reads the parsed values. */
+/** Validates the log-in form before anything is counted or hashed; the limiter counts by the parsed username. */
 function parseLogin(req: Request, res: Response, next: NextFunction) {
   if (req.user) return res.redirect(303, '/vehicles');
   const form = parseForm(loginForm, req.body);
   if (!form.ok) return renderLogin(res, 422, form.errors, form.values);
-  res.locals.login = form.value;
   res.locals.username = form.value.username;
   next();
 }
 
-export function authRoutes(router: IRouter, { movr, passport, limiters }: AuthRouteOptions): void {
+/** Validates the sign-up form before the sign-up limiter, which counts only accounts created. */
+function parseRegistration(req: Request, res: Response, next: NextFunction) {
+  const form = parseForm(registerForm, req.body);
+  if (!form.ok) return renderRegister(res, 422, form.errors, form.values);
+  res.locals.registration = form.value;
+  next();
+}
+
+/** `/`, log in, log out and sign up. */
+export function authRouter({ movr, passport, limiters }: AuthRouterOptions): express.Router {
+  const router = express.Router();
+
   router.get('/', (req, res) => res.redirect(303, req.user ? '/vehicles' : '/login'));
 
   router.get('/login', (req, res) => (req.user ? res.redirect(303, '/vehicles') : renderLogin(res, 200)));
@@ -45,7 +55,7 @@ export function authRoutes(router: IRouter, { movr, passport, limiters }: AuthRo
     passport.authenticate('local', { session: false }, (error: unknown, user: SessionUser | false) => {
       if (error) return next(error);
       // One status and one message whether the username is unknown or the password wrong.
-      if (!user) return renderLogin(res, 401, { form: LOGIN_FAILED }, { username: String(res.locals.username) });
+      if (!user) return renderLogin(res, 401, { form: LOGIN_FAILED }, { username: res.locals.username ?? '' });
       logIn(req, user).then(() => res.redirect(303, '/vehicles'), next);
     })(req, res, next);
   });
@@ -54,33 +64,27 @@ export function authRoutes(router: IRouter, { movr, passport, limiters }: AuthRo
     // passport saves the session without its user, then regenerates it: the old id is revoked everywhere.
     await new Promise<void>((resolve, reject) => req.logout((error) => (error ? reject(error) : resolve())));
     res.clearCookie(SESSION_COOKIE, { path: '/' });
-    flash(req, 'info', 'You are logged out.');
+    flash(req, res, 'info', 'You are logged out.');
     res.redirect(303, '/login');
   });
 
   router.get('/register', (_req, res) => renderRegister(res, 200));
 
-  router.post(
-    '/register',
-    (req, res, next) => {
-      const form = parseForm(registerForm, req.body);
-      if (!form.ok) return renderRegister(res, 422, form.errors, form.values);
-      res.locals.form = form.value;
-      next();
-    },
-    limiters.registrations,
-    async (req, res) => {
-      const { city, first_name, last_name, email, username, password } = res.locals.form as typeof registerForm._output;
-      let user;
-      try {
-        user = await movr.addUser({ city, firstName: first_name, lastName: last_name, email, username, password });
-      } catch (error) {
-        if (!(error instanceof UsernameTakenError)) throw error;
-        return renderRegister(res, 422, { username: error.message }, { city, first_name, last_name, email, username });
-      }
-      await logIn(req, toSessionUser(user));
-      flash(req, 'success', `Welcome to MovR, ${first_name}!`);
-      res.redirect(303, '/vehicles');
-    },
-  );
+  router.post('/register', parseRegistration, limiters.registrations, async (req, res) => {
+    const form = res.locals.registration;
+    if (!form) throw new Error('parseRegistration must run first');
+    const { city, first_name, last_name, email, username, password } = form;
+    let user;
+    try {
+      user = await movr.addUser({ city, firstName: first_name, lastName: last_name, email, username, password });
+    } catch (error) {
+      if (!(error instanceof UsernameTakenError)) throw error;
+      return renderRegister(res, 422, { username: error.message }, { city, first_name, last_name, email, username });
+    }
+    await logIn(req, toSessionUser(user));
+    flash(req, res, 'success', `Welcome to MovR, ${first_name}!`);
+    res.redirect(303, '/vehicles');
+  });
+
+  return router;
 }

@@ -1,14 +1,13 @@
-import type { IRouter } from 'express';
-import type { MovR } from '../../movr/movr.js';
+import express, { type Request } from 'express';
 import { ForbiddenError, RefusedError } from '../../movr/errors.js';
 import type { UserRef } from '../../movr/models.js';
+import type { MovR } from '../../movr/movr.js';
 import { cityLabel } from '../../regions.js';
-import { currentUser, requireLogin } from '../auth.js';
-import { backTo, notFound } from '../errors.js';
 import { flash } from '../flash.js';
 import { uuidParam } from '../forms.js';
-import { currentLocality } from '../locality.js';
-import { endEverySession } from '../session.js';
+import { backTo, notFound, RefusedAction } from '../middleware/errors.js';
+import { currentUser, requireLogin } from '../middleware/passport.js';
+import { endEverySession } from '../middleware/session.js';
 
 /** Everything that stands between a rider and deleting their account, all at once. */
 async function deletionBlockers(movr: MovR, me: UserRef): Promise<string[]> {
@@ -23,7 +22,7 @@ async function deletionBlockers(movr: MovR, me: UserRef): Promise<string[]> {
   return blockers;
 }
 
-function ownId(req: Parameters<typeof currentUser>[0], raw: string | undefined): string {
+function ownId(req: Request, raw: string | undefined): string {
   const me = currentUser(req);
   const id = uuidParam.safeParse(raw);
   if (!id.success) throw notFound('No such user.');
@@ -31,15 +30,17 @@ function ownId(req: Parameters<typeof currentUser>[0], raw: string | undefined):
   return id.data;
 }
 
-export function userRoutes(router: IRouter, movr: MovR): void {
-  router.use('/users', requireLogin);
+/** `/users`: the riders of the current city, and one's own profile and account. */
+export function usersRouter(movr: MovR): express.Router {
+  const router = express.Router();
+  router.use(requireLogin);
 
-  router.get('/users', async (_req, res) => {
-    const { city } = currentLocality(res);
+  router.get('/', async (_req, res) => {
+    const { city } = res.locals.locality;
     res.render('users', { title: `Riders in ${cityLabel(city)}`, users: await movr.getUsers(city) });
   });
 
-  router.get('/users/:id', async (req, res) => {
+  router.get('/:id', async (req, res) => {
     const me = currentUser(req);
     ownId(req, req.params.id);
     const [user, vehicles] = await Promise.all([movr.getUser(me), movr.getOwnedVehicles(me)]);
@@ -48,7 +49,7 @@ export function userRoutes(router: IRouter, movr: MovR): void {
   });
 
   /** The confirmation step before deleting the account, or everything to do first. */
-  router.get('/users/remove/:id', async (req, res) => {
+  router.get('/remove/:id', async (req, res) => {
     const me = currentUser(req);
     ownId(req, req.params.id);
     const blockers = await deletionBlockers(movr, me);
@@ -65,23 +66,24 @@ export function userRoutes(router: IRouter, movr: MovR): void {
     });
   });
 
-  router.post('/users/remove/:id', async (req, res) => {
+  router.post('/remove/:id', async (req, res) => {
     const me = currentUser(req);
     const id = uuidParam.safeParse(req.params.id);
     if (!id.success) throw notFound('No such user.');
-    res.locals.refusedRedirect = `/users/${me.id}`;
     try {
       await movr.removeUser(me, id.data);
     } catch (error) {
       if (!(error instanceof RefusedError)) throw error;
       // Every reason at once, in the confirmation page's words (with counts and vehicles on a ride).
       const blockers = await deletionBlockers(movr, me);
-      if (blockers.length === 0) throw error;
-      flash(req, 'danger', `To delete your account, first ${blockers.join(', and ')}.`);
+      if (blockers.length === 0) throw new RefusedAction(error.message, `/users/${me.id}`);
+      flash(req, res, 'danger', `To delete your account, first ${blockers.join(', and ')}.`);
       return res.redirect(303, backTo(req, `/users/${me.id}`));
     }
     await endEverySession(req, res, me);
-    flash(req, 'info', 'Your account was deleted. Thank you for riding with MovR.');
+    flash(req, res, 'info', 'Your account was deleted. Thank you for riding with MovR.');
     res.redirect(303, '/login');
   });
+
+  return router;
 }

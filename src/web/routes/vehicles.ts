@@ -1,39 +1,46 @@
-import type { IRouter } from 'express';
+import express from 'express';
 import type { MovR } from '../../movr/movr.js';
 import { cityLabel } from '../../regions.js';
-import { currentUser, requireLogin } from '../auth.js';
-import { notFound } from '../errors.js';
 import { flash } from '../flash.js';
 import { pageQuery, parseForm, uuidParam, vehicleForm } from '../forms.js';
-import { currentLocality } from '../locality.js';
+import { notFound, refusedGoesBackTo } from '../middleware/errors.js';
+import { currentUser, requireLogin } from '../middleware/passport.js';
+import { saveSession } from '../middleware/session.js';
 
-export function vehicleRoutes(router: IRouter, movr: MovR): void {
-  router.use('/vehicles', requireLogin);
+/** `/vehicles`: the current city's vehicles, and adding and removing one's own. */
+export function vehiclesRouter(movr: MovR): express.Router {
+  const router = express.Router();
+  router.use(requireLogin);
 
-  router.get('/vehicles', async (req, res) => {
+  router.get('/', async (req, res) => {
     const page = pageQuery.safeParse(req.query.page);
     if (!page.success) throw notFound();
-    const { city } = currentLocality(res);
+    const { city } = res.locals.locality;
     const vehicles = await movr.getVehicles(city, page.data ?? 1);
     res.render('vehicles', { title: `Vehicles in ${cityLabel(city)}`, vehicles, userId: currentUser(req).id });
   });
 
-  router.get('/vehicles/add', (_req, res) => {
+  router.get('/add', (_req, res) => {
     res.render('vehicles-add', { title: 'Add a vehicle', errors: {}, values: {} });
   });
 
-  router.post('/vehicles/add', async (req, res) => {
+  router.post('/add', async (req, res) => {
+    const user = currentUser(req);
     const form = parseForm(vehicleForm, req.body);
-    if (!form.ok) return res.status(422).render('vehicles-add', { title: 'Add a vehicle', errors: form.errors, values: form.values });
-    const vehicle = await movr.addVehicle(currentUser(req), form.value);
+    if (!form.ok) {
+      res.locals.activeRide = await movr.getActiveRide(user);
+      return res.status(422).render('vehicles-add', { title: 'Add a vehicle', errors: form.errors, values: form.values });
+    }
+    const vehicle = await movr.addVehicle(user, form.value);
     // The vehicle is listed in the home city: show that city, as if chosen, so the rider sees it there.
     req.session.chosenCity = vehicle.city;
-    flash(req, 'success', `Your ${vehicle.color} ${vehicle.type} is listed in ${cityLabel(vehicle.city)}, your home city. It is highlighted below.`);
+    flash(req, res, 'success', `Your ${vehicle.color} ${vehicle.type} is listed in ${cityLabel(vehicle.city)}, your home city. It is highlighted below.`);
+    await saveSession(req);
     res.redirect(303, '/vehicles');
   });
 
   /** The confirmation step before removing a vehicle (a page without JavaScript, a dialog with it). */
-  router.get('/vehicles/remove/:id', async (req, res) => {
+  router.get('/remove/:id', async (req, res) => {
     const user = currentUser(req);
     const id = uuidParam.safeParse(req.params.id);
     if (!id.success) throw notFound('No such vehicle.');
@@ -51,13 +58,14 @@ export function vehicleRoutes(router: IRouter, movr: MovR): void {
     });
   });
 
-  router.post('/vehicles/remove/:id', async (req, res) => {
+  router.post('/remove/:id', async (req, res) => {
     const user = currentUser(req);
     const id = uuidParam.safeParse(req.params.id);
     if (!id.success) throw notFound('No such vehicle.');
-    res.locals.refusedRedirect = `/users/${user.id}`;
-    await movr.removeVehicle(user, id.data);
-    flash(req, 'success', 'Vehicle removed.');
+    await movr.removeVehicle(user, id.data).catch(refusedGoesBackTo(`/users/${user.id}`));
+    flash(req, res, 'success', 'Vehicle removed.');
     res.redirect(303, `/users/${user.id}`);
   });
+
+  return router;
 }

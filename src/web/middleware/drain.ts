@@ -2,7 +2,24 @@ import type { Server } from 'node:http';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import type { Lifecycle } from '../app.js';
+import type { NextFunction, Request, Response } from 'express';
+import onHeaders from 'on-headers';
+
+/** What the server tells the app about its own life: from a shutdown signal on, `draining` is true. */
+export interface Lifecycle {
+  draining: boolean;
+}
+
+/**
+ * Draining for a rolling update: each connection serves this response and closes, so clients move on. Decided
+ * as the head is written, so a request already running when the signal came closes too.
+ */
+export function closeWhileDraining(lifecycle: Lifecycle) {
+  return (_req: Request, res: Response, next: NextFunction): void => {
+    onHeaders(res, () => lifecycle.draining && res.setHeader('Connection', 'close'));
+    next();
+  };
+}
 
 /** From the signal until the listener closes: the load balancer sees /readyz fail and stops sending here. */
 export const GRACE_MS = 3_000;
@@ -13,7 +30,7 @@ const FINISH_MS = 5_000;
 
 /**
  * Shuts an HTTP server down for a rolling update: from the signal /readyz answers 503 and every response carries
- * `Connection: close` (app.ts reads `lifecycle.draining`), so each busy keep-alive connection ends after its next
+ * `Connection: close` (closeWhileDraining above), so each busy keep-alive connection ends after its next
  * answer; after the grace no new connection is accepted and idle ones are closed (closing an idle socket earlier
  * could drop a request already on the wire); every request received is answered before its connection closes.
  * Only a request still running FINISH_MS later is cut off.

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 import type { NextFunction, Request, Response } from 'express';
-import type { TransactionStats } from '../db/transaction.js';
+import type { TransactionStats } from '../../db/transaction.js';
 
 export interface Metrics {
   readonly registry: Registry;

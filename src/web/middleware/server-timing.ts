@@ -1,7 +1,7 @@
 import type { NextFunction, Request, Response } from 'express';
 import onHeaders from 'on-headers';
-import { type DatabaseTally, databaseTally } from '../db/transaction.js';
-import type { Region } from '../regions.js';
+import { type DatabaseTally, databaseTally } from '../../db/transaction.js';
+import type { Region } from '../../regions.js';
 
 /**
  * `Server-Timing` on every response (https://www.w3.org/TR/server-timing/), for the browser's network panel:

@@ -1,6 +1,5 @@
 import type { NextFunction, Request, Response } from 'express';
-import { type City, citiesOf, nearestCity, parseCity, type Region, regionOf } from '../regions.js';
-import type { SessionUser } from './auth.js';
+import { type City, citiesOf, nearestCity, parseCity, type Region, regionOf } from '../../regions.js';
 
 export interface Locality {
   city: City;
@@ -14,12 +13,11 @@ export interface Locality {
  * rider who travels follows the header.
  */
 export function resolveCity(req: Request, deploymentRegion: Region): City {
-  const user = req.user as SessionUser | undefined;
   return (
-    parseCity(req.session?.chosenCity) ??
+    parseCity(req.session.chosenCity) ??
     parseCity(req.get('x-city')) ??
     nearestCity(req.get('x-city-lat-long')) ??
-    user?.city ??
+    req.user?.city ??
     citiesOf(deploymentRegion)[0]!
   );
 }
@@ -27,11 +25,7 @@ export function resolveCity(req: Request, deploymentRegion: Region): City {
 export function locality(deploymentRegion: Region) {
   return (req: Request, res: Response, next: NextFunction) => {
     const city = resolveCity(req, deploymentRegion);
-    res.locals.locality = { city, region: regionOf(city) } satisfies Locality;
+    res.locals.locality = { city, region: regionOf(city) };
     next();
   };
-}
-
-export function currentLocality(res: Response): Locality {
-  return res.locals.locality as Locality;
 }

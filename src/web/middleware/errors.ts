@@ -1,8 +1,8 @@
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
-import { isDatabaseUnavailable, TransactionOutcomeUnknownError, TransactionRetryLimitError } from '../db/errors.js';
-import { AccountGoneError, MovrError, RefusedError } from '../movr/errors.js';
-import { flash } from './flash.js';
+import { isDatabaseUnavailable, TransactionOutcomeUnknownError, TransactionRetryLimitError } from '../../db/errors.js';
+import { AccountGoneError, MovrError, RefusedError } from '../../movr/errors.js';
+import { flash } from '../flash.js';
 import { endSession } from './session.js';
 
 /** An HTTP answer thrown from a route; the central handler renders its page with the message. */
@@ -15,6 +15,24 @@ export class HttpError extends Error {
     this.name = 'HttpError';
   }
 }
+
+/** A refused action with the page its form was on: the rider goes back there with the message as a flash. */
+export class RefusedAction extends HttpError {
+  constructor(
+    message: string,
+    readonly redirectTo: string,
+  ) {
+    super(409, message);
+    this.name = 'RefusedAction';
+  }
+}
+
+/** For a route's `.catch()`: a refusal from the backend goes back to `redirectTo`; anything else passes on. */
+export const refusedGoesBackTo =
+  (redirectTo: string) =>
+  (error: unknown): never => {
+    throw error instanceof RefusedError ? new RefusedAction(error.message, redirectTo) : error;
+  };
 
 export const notFound = (what = 'That page does not exist.') => new HttpError(404, what);
 
@@ -86,9 +104,9 @@ export function errorHandler(logger: Logger, { showDetails }: { showDetails: boo
   return (error: unknown, req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) return next(error);
     // The flash needs the cookie secret, the log-out a session: without them, their status page instead.
-    if (error instanceof RefusedError && req.secret) {
-      flash(req, 'danger', error.message);
-      return res.redirect(303, backTo(req, res.locals.refusedRedirect ?? '/vehicles'));
+    if ((error instanceof RefusedError || error instanceof RefusedAction) && req.secret) {
+      flash(req, res, 'danger', error.message);
+      return res.redirect(303, backTo(req, error instanceof RefusedAction ? error.redirectTo : '/vehicles'));
     }
     if (error instanceof AccountGoneError && req.session) {
       // Deleted by another session meanwhile: this one ends too, and nothing was done.

@@ -1,52 +1,33 @@
-import type { Request } from 'express';
 import session from 'express-session';
-import { type Kysely, sql } from 'kysely';
-import type { MovrDatabase } from '../db/database.js';
-import { prepare } from '../db/prepared.js';
-import type { Database } from '../db/schema.js';
-import { runStatement } from '../db/transaction.js';
-import type { Ride } from '../movr/models.js';
-import { RIDE_COLUMNS } from '../movr/transactions.js';
+import { sql } from 'kysely';
 import type { City } from '../regions.js';
+import type { MovrDatabase } from './database.js';
+import { prepare } from './prepared.js';
+import { runStatement } from './transaction.js';
 
-declare global {
-  namespace Express {
-    interface Request {
-      /** The rider's ride in progress (null: none) as the session read found it; undefined when not read. */
-      rideInProgress?: Ride | null;
-    }
+declare module 'express-session' {
+  interface SessionData {
+    /** A city the rider chose with POST /city/:city. */
+    chosenCity?: string;
+    /** When the web layer last moved the stored expiry forward (ms since the epoch). */
+    renewedAt?: number;
+    /** passport's: the logged-in user, whose account the store checks on every read. */
+    passport?: { user?: { id: string; city: City } };
   }
 }
 
 type Callback = (error?: unknown, value?: session.SessionData | null) => void;
 
-/** Rides along with a loaded session to createSession, which puts it on the request; a symbol, so never saved. */
-const RIDE_IN_PROGRESS = Symbol('ride in progress');
-type LoadedSession = session.SessionData & { [RIDE_IN_PROGRESS]?: Ride | null };
-
 /** The read of every request with a session cookie, compiled once (db/prepared.ts): the session of a live account. */
-const sessionQuery = (db: Kysely<Database>, sid: never) =>
+const readSession = prepare(['sid'], (db, { sid }) =>
   db
     .selectFrom('sessions')
     .innerJoin('users', (join) => join.onRef('users.city', '=', 'sessions.user_city').onRef('users.id', '=', 'sessions.user_id'))
     .where('sessions.sid', '=', sid)
     .where('sessions.revoked', '=', false)
     .where('sessions.expire', '>', sql<Date>`now()`)
-    .where('users.username', 'is not', null);
-
-const readSession = prepare(['sid'], (db, { sid }) => sessionQuery(db, sid).select('sessions.sess'));
-
-/**
- * A GET's read (it renders a page) also brings the rider's ride in progress for the riding bar that every logged-in
- * page shows (web/active-ride.ts): one indexed lookup more (rides_one_active_per_rider_idx, at most one row)
- * instead of a statement and a round trip more per page. Other requests do without: on the multi-region layout
- * that lookup reaches every region for a rider who is not riding.
- */
-const readSessionAndRide = prepare(['sid'], (db, { sid }) =>
-  sessionQuery(db, sid)
-    .leftJoin('rides', (join) => join.onRef('rides.rider_city', '=', 'users.city').onRef('rides.rider_id', '=', 'users.id').on('rides.end_time', 'is', null))
-    .leftJoin('vehicles', (join) => join.onRef('vehicles.city', '=', 'rides.city').onRef('vehicles.id', '=', 'rides.vehicle_id'))
-    .select(['sessions.sess', ...RIDE_COLUMNS]),
+    .where('users.username', 'is not', null)
+    .select('sessions.sess'),
 );
 
 /**
@@ -58,38 +39,15 @@ const readSessionAndRide = prepare(['sid'], (db, { sid }) =>
  * - a read checks, in the same statement, that the account still exists, so a deleted user's sessions end at once.
  */
 export class DatabaseSessionStore extends session.Store {
-  /**
-   * Whether the next get() also reads the ride in progress: set by web/session.ts just before express-session,
-   * which calls get() synchronously, loads a GET's session. Only what a read costs depends on it, never what a
-   * page shows: without the ride, the riding bar reads it itself.
-   */
-  rideWithNextRead = false;
-
   constructor(private readonly db: MovrDatabase) {
     super();
   }
 
   override get(sid: string, callback: Callback): void {
-    const withRide = this.rideWithNextRead;
-    this.rideWithNextRead = false;
     settle(callback, async () => {
-      if (!withRide) {
-        const [row] = await runStatement(this.db, (db) => readSession(db, { sid }));
-        return row ? parseSession(row.sess) : null;
-      }
-      const [row] = await runStatement(this.db, (db) => readSessionAndRide(db, { sid }));
-      if (!row) return null;
-      const { sess, ...ride } = row;
-      const loaded = parseSession(sess);
-      loaded[RIDE_IN_PROGRESS] = ride.id === null ? null : (ride as Ride);
-      return loaded;
+      const [row] = await runStatement(this.db, (db) => readSession(db, { sid }));
+      return row ? parseSession(row.sess) : null;
     });
-  }
-
-  /** express-session's, for a session this store loaded: also hands the ride in progress read with it to the request. */
-  override createSession(req: Request, sess: session.SessionData): session.Session & session.SessionData {
-    req.rideInProgress = (sess as LoadedSession)[RIDE_IN_PROGRESS];
-    return super.createSession(req, sess);
   }
 
   override set(sid: string, sess: session.SessionData, callback?: Callback): void {
@@ -144,7 +102,7 @@ export async function pruneSessions(db: MovrDatabase): Promise<void> {
   await runStatement(db, (k) => k.deleteFrom('sessions').where('expire', '<', sql<Date>`now()`).execute());
 }
 
-const parseSession = (sess: unknown) => (typeof sess === 'string' ? JSON.parse(sess) : sess) as LoadedSession;
+const parseSession = (sess: unknown) => (typeof sess === 'string' ? JSON.parse(sess) : sess) as session.SessionData;
 
 function settle<T>(callback: Callback | undefined, work: () => Promise<T>): void {
   work().then(

@@ -1,7 +1,7 @@
 import type { ClientRateLimitInfo, Options, Store } from 'express-rate-limit';
 import { sql } from 'kysely';
-import type { MovrDatabase } from '../db/database.js';
-import { runStatement } from '../db/transaction.js';
+import type { MovrDatabase } from './database.js';
+import { runStatement } from './transaction.js';
 
 /**
  * express-rate-limit counters in the `rate_limits` table, so a limit holds across every instance and restart.

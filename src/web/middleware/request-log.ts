@@ -1,0 +1,40 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Request } from 'express';
+import { pinoHttp } from 'pino-http';
+import type { Logger } from '../../logger.js';
+
+const SANE_ID = /^[\w.-]{1,64}$/;
+const QUIET = /^\/(?:healthz|readyz)$|^\/static\//;
+
+/**
+ * One line per request as its response ends ("request completed", or "request errored" at error for a 5xx),
+ * with the request's id: a sane X-Request-Id from the load balancer, else a fresh UUID, sent back in the header.
+ */
+export function requestLog(logger: Logger) {
+  return pinoHttp({
+    logger,
+    genReqId: (req, res) => {
+      const given = req.headers['x-request-id'];
+      const id = typeof given === 'string' && SANE_ID.test(given) ? given : randomUUID();
+      res.setHeader('X-Request-Id', id);
+      return id;
+    },
+    // Probes and static files would drown the lines an operator reads.
+    autoLogging: { ignore: (req) => QUIET.test(req.url ?? '') },
+    customLogLevel: (_req, res, error) => (error || res.statusCode >= 500 ? 'error' : 'info'),
+    // Handlers' own lines (req.log) carry the request's id only; the closing line has the request itself.
+    quietReqLogger: true,
+    serializers: {
+      req: (req: { id: unknown; method: string; url: string; headers: IncomingMessage['headers']; raw: Request }) => ({
+        id: req.id,
+        method: req.method,
+        url: req.url,
+        // Express's req.ip honours `trust proxy`, so it is the client behind the load balancer.
+        remoteAddress: req.raw.ip,
+        userAgent: req.headers['user-agent'],
+      }),
+      res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
+    },
+  });
+}

@@ -45,13 +45,16 @@ export function createMetrics(stats: TransactionStats): Metrics {
       const end = duration.startTimer();
       res.on('finish', () => {
         // The pattern (/rides/end/:rideId), never the raw path, keeps the label set small.
-        const route = req.route ? `${req.baseUrl}${String(req.route.path)}` : res.statusCode === 404 ? 'unmatched' : 'middleware';
+        const route = req.route ? routePattern(req.baseUrl, String(req.route.path)) : res.statusCode === 404 ? 'unmatched' : 'middleware';
         end({ method: req.method, route, status: String(res.statusCode) });
       });
       next();
     },
   };
 }
+
+/** A router's own root is its mount path: `/vehicles`, not `/vehicles/`. */
+const routePattern = (mount: string, path: string) => (mount && path === '/' ? mount : mount + path);
 
 /** The node:http handler of the metrics port: `GET /metrics` in Prometheus text, 404 for anything else. */
 export function metricsHandler(source: { readonly contentType: string; metrics(): Promise<string> }) {

@@ -9,12 +9,7 @@ interface CityFormat {
 
 const WRITTEN_MAX = 5_000;
 
-/**
- * One style of writing instants (date, time...), each city in its own zone and manner. Intl formatters are costly
- * to build, so each city's is kept; and an instant as it was written is remembered: Intl's format() is the
- * costliest step of a page with 50 dates, and the same vehicles and rides are shown again and again. Cities are
- * looked up per style, with no key string to build per call (that was three quarters of a remembered call).
- */
+/** One style of writing instants, each city in its own zone and manner; pages show the same instants again and again, so each is written once. */
 function dateStyle(options: Intl.DateTimeFormatOptions): (date: Date, city: City) => string {
   const byCity = new Map<City, CityFormat>();
   const formatFor = (city: City): CityFormat => {

@@ -23,6 +23,8 @@ export function requestLog(logger: Logger) {
     // Probes and static files would drown the lines an operator reads.
     autoLogging: { ignore: (req) => QUIET.test(req.url ?? '') },
     customLogLevel: (_req, res, error) => (error || res.statusCode >= 500 ? 'error' : 'info'),
+    // The error itself is logged by the error handler with this id; pino-http's stand-in for it has no stack worth reading.
+    customErrorObject: (_req, _res, _error, { err: _standIn, ...line }: Record<string, unknown>) => line,
     // Handlers' own lines (req.log) carry the request's id only; the closing line has the request itself.
     quietReqLogger: true,
     serializers: {

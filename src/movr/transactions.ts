@@ -10,7 +10,7 @@ import { type NewUser, type NewVehicle, type Page, type Ride, toUser, toVehicle,
 
 /**
  * The callbacks MovR runs through the retry wrapper, as movr-flask's transactions.py: each only touches the
- * database, so running it again is safe. They name the row's city wherever it is known (the README's locality map).
+ * database, so running it again is safe. They name the row's city wherever it is known (docs/cockroachdb.md's locality map).
  */
 
 export const VEHICLES_PER_PAGE = 50;

@@ -331,7 +331,7 @@ describe('Kubernetes manifests', () => {
     const secret = obj(objs(podSpec.volumes, 'volumes').find((v) => v.name === 'db-ca')?.secret, 'db-ca secret volume');
     const item = objs(secret.items, 'db-ca items')[0]!;
     const certPath = path.posix.join(String(mount.mountPath), String(item.path));
-    const runbook = read('README.md');
+    const runbook = read('docs/operations.md');
     const roots = runbook
       .split('\n')
       .filter((line) => line.includes('DB_URI='))
@@ -508,11 +508,11 @@ describe('operator documentation', () => {
     assert.deepEqual(secretRefs.map((r) => r.key).sort(), ['API_KEY', 'DB_URI', 'SECRET_KEY', 'ca.crt']);
   });
 
-  it('the README runbook names every Secret and key the pods read', () => {
-    const text = read('README.md');
+  it('the runbook (docs/operations.md) names every Secret and key the pods read', () => {
+    const text = read('docs/operations.md');
     for (const { secret, key } of secretRefs) {
-      assert.ok(text.includes(secret), `README.md names the Secret ${secret}`);
-      assert.ok(text.includes(key), `README.md names the key ${key} of ${secret}`);
+      assert.ok(text.includes(secret), `docs/operations.md names the Secret ${secret}`);
+      assert.ok(text.includes(key), `docs/operations.md names the key ${key} of ${secret}`);
     }
   });
 });

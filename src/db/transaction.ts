@@ -40,7 +40,7 @@ export interface DatabaseTally {
 }
 
 /**
- * The current request's tally, for its Server-Timing header (src/web/server-timing.ts). A store rather than a
+ * The current request's tally, for its Server-Timing header (src/web/middleware/server-timing.ts). A store rather than a
  * parameter, so that MovR's methods and the routes need not carry the request; outside a request it is unset.
  */
 export const databaseTally = new AsyncLocalStorage<DatabaseTally>();

@@ -183,7 +183,7 @@ export function getRides(db: Kysely<Database>, rider: UserRef): Promise<Ride[]> 
   return ridesOfRider(db, rider);
 }
 
-/** The ride in progress: for the account-deletion checks, and for a riding bar the session read did not bring (web/session-store.ts). */
+/** The ride in progress: for the account-deletion checks, and for the riding bar (web/middleware/locals.ts). */
 const activeRideOfRider = prepare(['city', 'id'], (db, { city, id }) =>
   ridesQuery(db).where('rides.rider_city', '=', city).where('rides.rider_id', '=', id).where('rides.end_time', 'is', null),
 );
@@ -272,7 +272,7 @@ function refuseDuplicate(byConstraint: Record<string, () => Error>) {
   };
 }
 
-/** A Ride's fields from `rides` joined with its `vehicles` row; also read beside the session (web/session-store.ts). */
+/** A Ride's fields from `rides` joined with its `vehicles` row. */
 export const RIDE_COLUMNS = [
   'rides.id as id',
   'rides.city as city',

@@ -2,17 +2,16 @@ import 'dotenv/config';
 import cluster from 'node:cluster';
 import { createServer, type Server } from 'node:http';
 import { AggregatorRegistry } from 'prom-client';
-import type { Lifecycle } from './app.js';
 import { announce, type Backend, closeBackend, connectBackend, onShutdown, openBackend, reportStartFailure, serveMetrics } from './boot.js';
 import { runPrimary } from './cluster.js';
 import { type Config, ConfigError, loadConfig, withSecretKey } from './config.js';
+import { pruneRateLimits } from './db/rate-limit-store.js';
+import { pruneSessions } from './db/session-store.js';
 import { createLogger, type Logger } from './logger.js';
 import { MovR } from './movr/movr.js';
 import { developmentSecret } from './private-files.js';
-import { drainServer } from './web/middleware/drain.js';
+import { drainServer, type Lifecycle } from './web/middleware/drain.js';
 import { createMetrics } from './web/middleware/metrics.js';
-import { pruneRateLimits } from './db/rate-limit-store.js';
-import { pruneSessions } from './db/session-store.js';
 
 const PRUNE_EVERY_MS = 15 * 60 * 1000;
 

@@ -319,7 +319,7 @@ function tableComment(table: Table, mode: Mode, version: number): string {
               `key, where that client's next attempts arrive (${DOCS}/alter-table#crdb_region); an upsert of a key not found ` +
               'there reads the other regions.',
           );
-    default:
+    case 'schema_info':
       return mode === 'partitioned'
         ? paragraph(
             `The app reads it at start and refuses to run when it is missing or older than version ${version}. Not partitioned: ` +
@@ -328,6 +328,14 @@ function tableComment(table: Table, mode: Mode, version: number): string {
         : paragraph(
             'The app reads it at start in every region and it changes once per schema version: GLOBAL, for local reads ' +
               `everywhere (${DOCS}/table-localities#global-tables).`,
+          );
+    default:
+      // A table of no city added later: where its rows live, until a note of its own says why they should live elsewhere.
+      return mode === 'partitioned'
+        ? paragraph('Belongs to no city, so not partitioned: it lives in the default replication zone.')
+        : paragraph(
+            'Belongs to no city: REGIONAL BY ROW with the default crdb_region homes each row in the region of the gateway ' +
+              `that wrote it (${DOCS}/alter-table#crdb_region).`,
           );
   }
 }

@@ -59,6 +59,12 @@ function brokenLinks(page: string): string[] {
   return broken;
 }
 
+/** Repository paths the page names in code spans (`src/db/schema.ts`), leaving out patterns such as `upgrade-NNN.sql`. */
+function namedPaths(markdown: string): string[] {
+  const spans = [...markdown.replace(/^```[\s\S]*?^```/gm, '').matchAll(/`([^`\n]+)`/g)].map((m) => m[1]!);
+  return spans.filter((span) => /^(src|test|tools|scripts|db|deploy|docs|views|public)\/[\w./-]*$/.test(span) && !/NNN|\*/.test(span));
+}
+
 describe('README and docs/', () => {
   test('when a newcomer opens the README, then it is at most 250 lines and links to each page under docs/', () => {
     const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
@@ -72,11 +78,19 @@ describe('README and docs/', () => {
     for (const page of PAGES) assert.deepEqual(brokenLinks(page), [], page);
   });
 
+  test('when a page names a file or folder of the repository, then it exists', () => {
+    for (const page of PAGES) {
+      const missing = namedPaths(readFileSync(path.join(ROOT, page), 'utf8')).filter((named) => !existsSync(path.join(ROOT, named)));
+      assert.deepEqual(missing, [], `${page} names what is not there`);
+    }
+  });
+
   test('when the checker reads a heading or a link, then it finds what GitHub would', () => {
     assert.deepEqual(
       [...anchors('# Operations: the runbook\n## (a) Local development against `cockroach demo`\n## 9. Upgrade and roll back\n## Notes\n## Notes\n```\n# not a heading\n```')],
       ['operations-the-runbook', 'a-local-development-against-cockroach-demo', '9-upgrade-and-roll-back', 'notes', 'notes-1'],
     );
+    assert.deepEqual(namedPaths('`src/db/schema.ts` `db/cockroach/upgrade-NNN.sql` `npm test` `src/db/migrations/NNN-*.ts`'), ['src/db/schema.ts']);
     assert.deepEqual(relativeLinks('[a](docs/x.md#y) ![b](img.png) [c](https://example.com) `[d](no.md)`\n```\n[e](no.md)\n```'), ['docs/x.md#y', 'img.png']);
   });
 });

@@ -166,7 +166,7 @@ WHERE end_time IS NULL;
 CREATE UNIQUE INDEX rides_one_active_per_rider_idx ON rides (rider_city, rider_id)
 WHERE end_time IS NULL;
 
--- Logged-in sessions (src/web/session-store.ts), read by sid on every logged-in request. REGIONAL BY ROW with the
+-- Logged-in sessions (src/db/session-store.ts), read by sid on every logged-in request. REGIONAL BY ROW with the
 -- default crdb_region homes a session in the region of the gateway that logged the rider in, the region that serves
 -- them (https://www.cockroachlabs.com/docs/v24.3/alter-table#crdb_region). A read by sid searches that region first,
 -- the others only on a miss

@@ -209,7 +209,7 @@ ALTER PARTITION us_east OF INDEX rides@rides_one_active_per_rider_idx CONFIGURE 
 ALTER PARTITION us_west OF INDEX rides@rides_one_active_per_rider_idx CONFIGURE ZONE USING constraints = '[+region=gcp-us-west1]';
 ALTER PARTITION europe_west OF INDEX rides@rides_one_active_per_rider_idx CONFIGURE ZONE USING constraints = '[+region=gcp-europe-west1]';
 
--- Logged-in sessions (src/web/session-store.ts), read by sid on every logged-in request. A session belongs to no city
+-- Logged-in sessions (src/db/session-store.ts), read by sid on every logged-in request. A session belongs to no city
 -- and its key is a random sid, so it is not partitioned; its zone config below gives it a replica in every region.
 CREATE TABLE sessions (
     sid STRING NOT NULL,

@@ -520,6 +520,14 @@ describe('CockroachDB DDL', () => {
     }
   });
 
+  test('when a file names a module of this repository, then the module exists', async () => {
+    for (const [file, ddl] of Object.entries(ddlFiles())) {
+      const named = [...ddl.matchAll(/\b((?:src|tools|scripts|test)\/[\w/.-]+\.ts)\b/g)].map((m) => m[1]!);
+      assert.ok(named.length > 0, `${file} names its sources`);
+      for (const module of named) await assert.doesNotReject(readFile(join(ROOT, module)), `${file} names ${module}`);
+    }
+  });
+
   test('when the files are loaded, then both record SCHEMA_VERSION in schema_info', () => {
     for (const ddl of [partitionedDdl(), multiRegionDdl()]) assert.deepEqual(parseSchema(ddl).versions, [SCHEMA_VERSION]);
   });

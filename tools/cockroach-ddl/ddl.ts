@@ -298,11 +298,11 @@ function tableComment(table: Table, mode: Mode, version: number): string {
     case 'sessions':
       return mode === 'partitioned'
         ? paragraph(
-            'Logged-in sessions (src/web/session-store.ts), read by sid on every logged-in request. A session belongs to no ' +
+            'Logged-in sessions (src/db/session-store.ts), read by sid on every logged-in request. A session belongs to no ' +
               'city and its key is a random sid, so it is not partitioned; its zone config below gives it a replica in every region.',
           )
         : paragraph(
-            'Logged-in sessions (src/web/session-store.ts), read by sid on every logged-in request. REGIONAL BY ROW with the ' +
+            'Logged-in sessions (src/db/session-store.ts), read by sid on every logged-in request. REGIONAL BY ROW with the ' +
               'default crdb_region homes a session in the region of the gateway that logged the rider in, the region that serves ' +
               `them (${DOCS}/alter-table#crdb_region). A read by sid searches that region first, the others only on a miss ` +
               `(${DOCS}/cost-based-optimizer#locality-optimized-search-in-multi-region-clusters); a new sid is checked for ` +

@@ -10,6 +10,7 @@ import type { DemoLogin } from './movr/demo-data.js';
 import type { MovR } from './movr/movr.js';
 import { cityLabel, regionLabel, regionOf } from './regions.js';
 import { VEHICLE_TYPES } from './vehicles.js';
+import { apiRouter } from './web/api/router.js';
 import { formatDate, formatDateTime, formatDuration, formatFull, formatRelative, formatTime, STATUS_LABELS, titleCase } from './web/format.js';
 import { createLimiters, DEFAULT_RATE_LIMITS, type RateLimits } from './web/limits.js';
 import { csrf } from './web/middleware/csrf.js';
@@ -54,6 +55,7 @@ export function createApp({ config, db, movr, logger, rateLimits, extraRoutes, d
   const app = express();
   const passport = createPassport(movr);
   const limiters = createLimiters(db, { ...DEFAULT_RATE_LIMITS, ...rateLimits });
+  const sessionStore = new DatabaseSessionStore(db);
   const { doubleCsrfProtection, generateCsrfToken } = csrf(config);
 
   app.set('trust proxy', config.trustProxy);
@@ -99,6 +101,9 @@ export function createApp({ config, db, movr, logger, rateLimits, extraRoutes, d
     }),
   );
 
+  // The JSON API: bearer tokens only, it never reads a cookie, so it comes before the session and CSRF has nothing to protect there.
+  app.use('/api', apiRouter({ config, logger, movr, limiters, revokeSessions: (user) => sessionStore.revokeUser(user) }));
+
   app.use('/static', express.static(path.join(PROJECT_ROOT, 'public'), { maxAge: config.isProduction ? '1d' : 0 }));
   app.use('/static/vendor/bootstrap', express.static(path.join(PROJECT_ROOT, 'node_modules/bootstrap/dist'), { maxAge: '7d' }));
   app.use(healthRouter(db, lifecycle));
@@ -109,7 +114,7 @@ export function createApp({ config, db, movr, logger, rateLimits, extraRoutes, d
     next();
   });
   app.use(express.urlencoded({ extended: false, limit: '100kb', parameterLimit: 100 }));
-  app.use(sessionMiddleware(config, new DatabaseSessionStore(db)));
+  app.use(sessionMiddleware(config, sessionStore));
   app.use(renewSession);
   app.use(cookieParser(config.secretKey));
   app.use(passport.session());

@@ -8,6 +8,7 @@ import { type Config, ConfigError, loadConfig, withSecretKey } from './config.js
 import { pruneRateLimits } from './db/rate-limit-store.js';
 import { pruneSessions } from './db/session-store.js';
 import { createLogger, type Logger } from './logger.js';
+import { pruneApi } from './movr/api-transactions.js';
 import { MovR } from './movr/movr.js';
 import { developmentSecret } from './private-files.js';
 import { drainServer, type Lifecycle } from './web/middleware/drain.js';
@@ -72,7 +73,7 @@ async function runInstance(config: Config, logger: Logger): Promise<void> {
       metricsServer = serveMetrics(config, metrics.registry, logger);
       announce(config, port, backend.login, logger);
     }
-    setInterval(() => void Promise.all([pruneSessions(database), pruneRateLimits(database)]).catch((error: unknown) => logger.warn({ err: error }, 'pruning failed')), PRUNE_EVERY_MS).unref();
+    setInterval(() => void Promise.all([pruneSessions(database), pruneRateLimits(database), pruneApi(database)]).catch((error: unknown) => logger.warn({ err: error }, 'pruning failed')), PRUNE_EVERY_MS).unref();
   } catch (error) {
     reportStartFailure(error, config, logger);
     await shutdown('start-up failed', 1);

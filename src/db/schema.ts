@@ -9,7 +9,7 @@ import { VEHICLE_STATUSES, VEHICLE_TYPES, type VehicleStatus, type VehicleType }
  */
 
 /** Bump when the schema changes; CockroachDB DDL files record it in `schema_info` and the app checks it at start. */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 5;
 
 /** What a migration after the first changes, in words, and the statements that move data for it, in SQL both databases run. */
 export interface SchemaChange {
@@ -176,6 +176,40 @@ export const TABLES = {
     columns: { key: required(STRING), hits: required(INT), reset_at: required(TIMESTAMPTZ) },
     primaryKey: ['key'],
   }),
+  /** Bearer tokens of the JSON API, as SHA-256 hashes only, in the user's home city (the token names it). */
+  api_tokens: table({
+    byCity: true,
+    since: 5,
+    columns: {
+      city: required(CITY_COPY),
+      token_hash: required(STRING),
+      user_id: required(UUID),
+      created_at: defaulted(TIMESTAMPTZ, 'now()'),
+      expires_at: required(TIMESTAMPTZ),
+    },
+    primaryKey: ['city', 'token_hash'],
+    foreignKeys: [{ name: 'fk_api_tokens_user', columns: ['city', 'user_id'], table: 'users', refColumns: ['city', 'id'] }],
+  }),
+  /**
+   * The first answer to a JSON API POST sent with an Idempotency-Key, sealed, until expires_at; kept in the rider's
+   * home city (for sign-up, the new account's; for tokens, the account's).
+   */
+  idempotency_keys: table({
+    byCity: true,
+    since: 5,
+    columns: {
+      city: required(CITY_COPY),
+      /** `user:<id>`, or `client:<address>` for sign-up and tokens. */
+      scope: required(STRING),
+      key: required(STRING),
+      /** A keyed hash of the method, path and body: a repeat with another body is refused. */
+      fingerprint: required(STRING),
+      status: required(INT),
+      body: required(STRING),
+      expires_at: required(TIMESTAMPTZ),
+    },
+    primaryKey: ['city', 'scope', 'key'],
+  }),
   schema_info: table({ byCity: false, columns: { version: required(INT) }, primaryKey: ['version'] }),
 } as const satisfies Record<string, TableDef>;
 
@@ -214,6 +248,21 @@ export const INDEXES: readonly IndexDef[] = [
     since: 2,
   },
   { name: 'rate_limits_reset_at_idx', table: 'rate_limits', columns: ['reset_at'], purpose: 'Expired counters are pruned by reset_at.', since: 2 },
+  {
+    name: 'api_tokens_user_idx',
+    table: 'api_tokens',
+    columns: ['city', 'user_id'],
+    purpose: "Account deletion revokes all of a user's tokens through this index; the foreign key's lookups.",
+    since: 5,
+  },
+  { name: 'api_tokens_expires_idx', table: 'api_tokens', columns: ['city', 'expires_at'], purpose: 'Expired tokens are pruned by expires_at, city by city.', since: 5 },
+  {
+    name: 'idempotency_keys_expires_idx',
+    table: 'idempotency_keys',
+    columns: ['city', 'expires_at'],
+    purpose: 'Idempotency keys past their 24 hours are pruned by expires_at, city by city.',
+    since: 5,
+  },
 ];
 
 /** The Kysely column type of a column: nullable columns read null, defaulted and nullable ones may be left out of inserts. */

@@ -3,12 +3,26 @@ import type { MovrDatabase } from '../db/database.js';
 import type { Database } from '../db/schema.js';
 import { runStatement, runTransaction, type Tx } from '../db/transaction.js';
 import type { City } from '../regions.js';
-import { ForbiddenError } from './errors.js';
+import * as api from './api-transactions.js';
+import type { Answer, IdempotencyKey, Slice } from './api-transactions.js';
+import { ForbiddenError, MovrError } from './errors.js';
 import { type NewUser, type NewVehicle, type Page, type Ride, toUser, type User, type UserRef, type Vehicle } from './models.js';
 import { hashPassword, verifyPassword } from './passwords.js';
+import { type IssuedToken, newToken, parseToken } from './tokens.js';
 import * as txn from './transactions.js';
 
 export type { NewUser, NewVehicle } from './models.js';
+export type { Answer, IdempotencyKey, Slice } from './api-transactions.js';
+export { IdempotencyKeyReusedError } from './api-transactions.js';
+export type { IssuedToken } from './tokens.js';
+
+/** How the JSON API answers an action: built from its result or its refusal, stored under its Idempotency-Key. */
+export interface Once<T> {
+  /** Absent when the request carries no Idempotency-Key: the action just runs. */
+  readonly key?: IdempotencyKey;
+  answer(result: T): Answer;
+  refusal(error: MovrError): Answer;
+}
 export { RIDES_SHOWN, VEHICLES_PER_PAGE } from './transactions.js';
 
 export interface MovrOptions {
@@ -62,10 +76,16 @@ export class MovR {
     return this.read((db) => txn.getUsers(db, city));
   }
 
-  /** Deletes the actor's own account; from the commit on, the session store serves none of its sessions. */
+  /**
+   * Deletes the actor's own account and, in the same transaction, every API token of it; from the commit on, the
+   * session store serves none of its sessions.
+   */
   async removeUser(actor: UserRef, userId: string): Promise<void> {
     if (actor.id !== userId) throw new ForbiddenError('You can only delete your own account.');
-    await this.run((tx) => txn.removeUser(tx, actor));
+    await this.run(async (tx) => {
+      await txn.removeUser(tx, actor);
+      await api.deleteUserTokens(tx, actor);
+    });
   }
 
   /** Adds a vehicle in its owner's home city. */
@@ -110,5 +130,82 @@ export class MovR {
   /** The rider's ride in progress, if any (the partial index of active rides finds it). */
   getActiveRide(rider: UserRef): Promise<Ride | undefined> {
     return this.read((db) => txn.getActiveRide(db, rider));
+  }
+
+  /**
+   * Runs an action of the JSON API once per Idempotency-Key: the key's claim, the action and its answer commit
+   * together, so a repeat (on any instance, at the same moment included) gets the stored answer and acts no more.
+   * A refusal rolls the action back; its answer is then stored on its own.
+   */
+  private async once<T>(once: Once<T>, action: (tx: Tx) => Promise<T>): Promise<Answer> {
+    const { key } = once;
+    try {
+      return await this.run(async (tx) => {
+        const prior = key && (await api.claimKey(tx, key));
+        if (prior) return prior;
+        const answer = once.answer(await action(tx));
+        if (key) await api.storeAnswer(tx, key, answer);
+        return answer;
+      });
+    } catch (error) {
+      if (!(error instanceof MovrError) || error instanceof api.IdempotencyKeyReusedError) throw error;
+      const answer = once.refusal(error);
+      return key ? this.run((tx) => api.recordRefusal(tx, key, answer)) : answer;
+    }
+  }
+
+  /** Signs a rider up and gives them an API token. */
+  async signUp(input: NewUser, once: Once<{ user: User; token: IssuedToken }>): Promise<Answer> {
+    const passwordHash = await hashPassword(input.password, this.bcryptCost);
+    const token = newToken(input.city);
+    return this.once(once, async (tx) => {
+      const user = await txn.addUser(tx, input, passwordHash);
+      await api.insertToken(tx, user, token.hash, token.expiresAt);
+      return { user, token };
+    });
+  }
+
+  /** An API token for a user who has just proved their password (authenticate). */
+  grantToken(user: User, once: Once<{ user: User; token: IssuedToken }>): Promise<Answer> {
+    const token = newToken(user.city);
+    return this.once(once, async (tx) => {
+      await txn.assertAccount(tx, user);
+      await api.insertToken(tx, user, token.hash, token.expiresAt);
+      return { user, token };
+    });
+  }
+
+  /** The user of a live token whose account exists; undefined for anything else. */
+  async tokenUser(token: string): Promise<User | undefined> {
+    const parsed = parseToken(token);
+    return parsed && this.read((db) => api.tokenUser(db, parsed.city, parsed.hash));
+  }
+
+  /** Revokes the token, on every instance at once (each reads it at every request). */
+  async revokeToken(token: string): Promise<void> {
+    const parsed = parseToken(token);
+    if (parsed) await this.read((db) => api.deleteToken(db, parsed.city, parsed.hash));
+  }
+
+  addVehicleOnce(owner: UserRef, input: NewVehicle, once: Once<Vehicle>): Promise<Answer> {
+    return this.once(once, (tx) => txn.addVehicle(tx, owner, input));
+  }
+
+  startRideOnce(rider: UserRef, vehicleId: string, preferredCity: City, once: Once<Ride>): Promise<Answer> {
+    return this.once(once, (tx) => txn.startRide(tx, rider, vehicleId, preferredCity));
+  }
+
+  endRideOnce(rider: UserRef, rideId: string, location: string, preferredCity: City, once: Once<Ride>): Promise<Answer> {
+    return this.once(once, (tx) => txn.endRide(tx, rider, rideId, location, preferredCity));
+  }
+
+  /** Vehicles of a city that are not removed, newest first, `limit` after the vehicle `after`. */
+  getVehiclesAfter(city: City, after: string | undefined, limit: number): Promise<Slice<Vehicle>> {
+    return this.read((db) => api.getVehiclesAfter(db, city, after, limit));
+  }
+
+  /** The rider's rides, newest first, `limit` after the ride `after`. */
+  getRidesAfter(rider: UserRef, after: { city: City; id: string } | undefined, limit: number): Promise<Slice<Ride>> {
+    return this.read((db) => api.getRidesAfter(db, rider, after, limit));
   }
 }

@@ -16,8 +16,8 @@ import { type NewUser, type NewVehicle, type Page, type Ride, toUser, toVehicle,
 export const VEHICLES_PER_PAGE = 50;
 export const RIDES_SHOWN = 100;
 
-const USER_COLUMNS = ['id', 'city', 'username', 'first_name', 'last_name', 'email', 'is_owner'] as const;
-const VEHICLE_COLUMNS = ['id', 'city', 'type', 'owner_id', 'date_added', 'status', 'last_location', 'color', 'brand', 'located_at'] as const;
+export const USER_COLUMNS = ['id', 'city', 'username', 'first_name', 'last_name', 'email', 'is_owner'] as const;
+export const VEHICLE_COLUMNS = ['id', 'city', 'type', 'owner_id', 'date_added', 'status', 'last_location', 'color', 'brand', 'located_at'] as const;
 
 const ALREADY_RIDING = 'You are already on a ride: end it before starting another.';
 const NOT_AVAILABLE = 'That vehicle is not available right now.';
@@ -194,7 +194,7 @@ export async function getActiveRide(db: Kysely<Database>, rider: UserRef): Promi
 }
 
 /** A session that outlived its account (deleted meanwhile) acts for nobody: SERIALIZABLE orders this read against the deletion. */
-async function assertAccount(tx: Tx, actor: UserRef): Promise<void> {
+export async function assertAccount(tx: Tx, actor: UserRef): Promise<void> {
   const account = await tx
     .selectFrom('users')
     .select('id')
@@ -287,7 +287,7 @@ export const RIDE_COLUMNS = [
   sql<number | null>`(extract(epoch from rides.length) * 1000)::float8`.as('lengthMs'),
 ] as const;
 
-function ridesQuery(db: Kysely<Database>) {
+export function ridesQuery(db: Kysely<Database>) {
   return db
     .selectFrom('rides')
     .innerJoin('vehicles', (join) => join.onRef('vehicles.city', '=', 'rides.city').onRef('vehicles.id', '=', 'rides.vehicle_id'))

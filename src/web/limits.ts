@@ -53,7 +53,7 @@ export function createLimiters(db: MovrDatabase, limits: RateLimits): Limiters {
       ...common,
       limit: limits.registrations,
       skipFailedRequests: true,
-      requestWasSuccessful: (_req, res) => res.statusCode === 303,
+      requestWasSuccessful: (_req, res) => res.statusCode === 303 || res.statusCode === 201, // the form's redirect, the API's 201
       store: new DatabaseRateLimitStore(db, 'signup:'),
       keyGenerator: client,
       handler: (_req, _res, next) => next(new HttpError(429, 'Too many sign-ups from your network. Try again later.')),

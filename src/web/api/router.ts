@@ -1,0 +1,163 @@
+import path from 'node:path';
+import express, { type NextFunction, type Request, type RequestHandler, type Response, Router } from 'express';
+import type { Logger } from 'pino';
+import { type Config, PROJECT_ROOT } from '../../config.js';
+import type { Answer, IdempotencyKey, Once } from '../../movr/movr.js';
+import type { User } from '../../movr/models.js';
+import { CITIES, type City, citiesOf, nearestCity, parseCity, type Region } from '../../regions.js';
+import { AnswerSeal } from './idempotency.js';
+import { openApiDocument } from './openapi.js';
+import { type ApiDependencies, type Context, type Operation, OPERATIONS } from './operations.js';
+import { fieldErrors, problem, problemHandler, type Reply, refusal, send, sendReply } from './problems.js';
+import { idempotencyKeyHeader } from './schemas.js';
+
+export interface ApiOptions extends ApiDependencies {
+  config: Config;
+  logger: Logger;
+}
+
+const expressPath = (openApiPath: string) => `/v1${openApiPath.replace(/\{(\w+)\}/g, ':$1')}`;
+
+/** `Authorization: Bearer <token>`; the scheme is case-insensitive (RFC 9110). */
+function bearerToken(req: Request): string | undefined {
+  const match = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i.exec(req.get('authorization') ?? '');
+  return match?.[1];
+}
+
+/**
+ * The current city in the pages' order (web/middleware/locality.ts) less the session's chosen city, which the API
+ * has none of: X-City, else the city nearest X-City-Lat-Long, else the user's home city, else the region's first.
+ */
+const currentCity = (req: Request, user: User | undefined, region: Region): City =>
+  parseCity(req.get('x-city')) ?? nearestCity(req.get('x-city-lat-long')) ?? user?.city ?? citiesOf(region)[0]!;
+
+const isAnswer = (reply: Reply | Answer): reply is Answer => typeof reply.body === 'string';
+
+/** As type-is's hasBody: a body is coming when the request says how long it is or that it is chunked. */
+const hasBody = (req: Request) => req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0';
+
+/**
+ * The JSON API under /api: /api/v1 (operations.ts), its OpenAPI document, and the docs page /api/docs. It never
+ * reads a cookie: a token is the only credential, so there is no session to ride and nothing for CSRF to protect.
+ */
+export function apiRouter({ config, logger, ...deps }: ApiOptions): Router {
+  const router = Router();
+  const seal = new AnswerSeal(config.secretKey);
+
+  router.use((req, res, next) => {
+    res.set('Cache-Control', 'no-store');
+    if (hasBody(req) && !req.is('application/json')) return sendReply(res, problem(415, 'Send the body as application/json.'));
+    next();
+  });
+  router.use(express.json({ limit: '100kb', type: 'application/json' }));
+
+  router.get('/v1/openapi.json', (_req, res) => {
+    res.json(openApiDocument());
+  });
+  docsPage(router);
+
+  for (const operation of OPERATIONS) register(router, operation, deps, config, seal);
+
+  router.use((_req, res) => sendReply(res, problem(404, 'No such API route.')));
+  router.use(problemHandler(logger));
+  return router;
+}
+
+function register(router: Router, operation: Operation, deps: ApiDependencies, config: Config, seal: AnswerSeal): void {
+  const prepare: RequestHandler = async (req, res, next) => {
+    let user: Context<unknown, unknown, unknown>['user'] | undefined;
+    const token = operation.auth ? bearerToken(req) : undefined;
+    if (operation.auth) {
+      user = token ? await deps.movr.tokenUser(token) : undefined;
+      if (!user) return sendReply(res, problem(401, token ? 'The token is unknown, expired or revoked.' : 'Send a token: Authorization: Bearer <token>.'));
+    }
+    const params = operation.params ? operation.params.safeParse(req.params) : undefined;
+    if (params && !params.success) return sendReply(res, problem(404, 'No such id.'));
+
+    const rawKey = req.get('idempotency-key');
+    if (operation.method === 'post' && rawKey !== undefined && !idempotencyKeyHeader.safeParse(rawKey).success) {
+      return sendReply(res, problem(400, 'Idempotency-Key must be 1 to 255 printable characters.'));
+    }
+    const city = currentCity(req, user, config.region);
+    const ctx: Context<unknown, unknown, unknown> = {
+      req,
+      res,
+      deps,
+      params: params?.data,
+      query: undefined,
+      body: undefined,
+      user: user!,
+      token: token!,
+      city,
+      once: <T>(scope: 'user' | 'client', rowCity: City, answer: (result: T) => Reply): Once<T> => {
+        const key =
+          rawKey === undefined
+            ? undefined
+            : {
+                scope: scope === 'user' ? `user:${user!.id}` : `client:${req.ip ?? ''}`,
+                key: rawKey,
+                fingerprint: seal.fingerprint(req),
+                city: rowCity,
+                cities: scope === 'user' ? [rowCity] : CITIES,
+              };
+        res.locals.apiIdempotencyKey = key;
+        const store = (reply: Reply): Answer => {
+          const text = reply.body === undefined ? '' : JSON.stringify(reply.body);
+          return { status: reply.status, body: key && text ? seal.seal(key, text) : text };
+        };
+        return { ...(key ? { key } : {}), answer: (result) => store(answer(result)), refusal: (error) => store(refusal(error)) };
+      },
+    };
+    res.locals.apiContext = ctx;
+
+    const query = operation.query ? operation.query.safeParse(req.query) : undefined;
+    if (query && !query.success) return sendReply(res, problem(422, 'Some parameters are invalid.', fieldErrors(query.error.issues)));
+    ctx.query = query?.data;
+    if (operation.body) {
+      const body = operation.body.safeParse(typeof req.body === 'object' && req.body !== null && !Array.isArray(req.body) ? req.body : {});
+      if (!body.success) {
+        await operation.beforeInvalidBody?.(ctx as Context<unknown, unknown, undefined>);
+        return sendReply(res, problem(422, 'Some fields are invalid.', fieldErrors(body.error.issues)));
+      }
+      ctx.body = body.data;
+      res.locals.apiBody = body.data;
+    }
+    next();
+  };
+
+  const handle = async (_req: Request, res: Response) => {
+    const ctx = res.locals.apiContext as Context<unknown, unknown, unknown>;
+    const reply = await operation.handle(ctx);
+    if (!isAnswer(reply)) return sendReply(res, reply);
+    // MovR's answer, sealed when it was kept under an Idempotency-Key.
+    const key = res.locals.apiIdempotencyKey as IdempotencyKey | undefined;
+    send(res, reply.status, reply.body === '' ? undefined : key ? seal.open(key, reply.body) : reply.body);
+  };
+
+  router[operation.method](expressPath(operation.path), prepare, ...(operation.limit?.(deps.limiters) ?? []), handle);
+}
+
+/** Swagger UI from the app's own node_modules (no CDN), configured by a script of its own, as the CSP wants. */
+function docsPage(router: Router): void {
+  router.use('/docs/assets', express.static(path.join(PROJECT_ROOT, 'node_modules/swagger-ui-dist'), { index: false }));
+  router.get('/docs/init.js', (_req, res) => {
+    res.type('text/javascript').send("window.ui = SwaggerUIBundle({ url: '/api/v1/openapi.json', dom_id: '#swagger-ui', deepLinking: true });\n");
+  });
+  router.get('/docs', (_req, res: Response, _next: NextFunction) => {
+    res.type('html').send(`<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>MovR API</title>
+  <link rel="stylesheet" href="/api/docs/assets/swagger-ui.css">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="/api/docs/assets/swagger-ui-bundle.js"></script>
+  <script src="/api/docs/init.js"></script>
+</body>
+</html>
+`);
+  });
+}

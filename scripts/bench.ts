@@ -14,6 +14,7 @@ import { type EmbeddedPostgres, findFreePort, startEmbeddedPostgres } from '../s
 import { migrateToLatest } from '../src/db/migrate.js';
 import { runStatement } from '../src/db/transaction.js';
 import { MovR } from '../src/movr/movr.js';
+import { newToken } from '../src/movr/tokens.js';
 import { DatabaseSessionStore } from '../src/db/session-store.js';
 import { BENCH_PASSWORD, type BenchData, type BenchRider, FULL_SIZES, loadBenchData, QUICK_SIZES, RIDES_PER_HEAVY } from './bench-data.js';
 
@@ -31,6 +32,8 @@ import { BENCH_PASSWORD, type BenchData, type BenchRider, FULL_SIZES, loadBenchD
  *   rides     logged-in GET /rides of riders with RIDES_PER_HEAVY (20) rides each
  *   cycle     POST /rides/start/:vehicleId, GET /rides (the redirect a browser follows, which shows the ride
  *             to end), POST /rides/end/:rideId; each connection a different rider with its own vehicle
+ *   api-vehicles  GET /api/v1/vehicles with a bearer token, each connection a different rider's
+ *   api-cycle     POST /api/v1/rides, POST /api/v1/rides/:id/end: the cycle's riders and vehicles, over the API
  *
  * Each page is followed by its floors: the same MovR call behind the same middleware, sending a fixed string;
  * and the bare floor (scripts/bench-bare.ts): node:http sending the page's SQL through pg and a pre-rendered
@@ -69,7 +72,7 @@ const { values: args } = parseArgs({
 });
 
 if (args.help) {
-  console.log(`usage: npm run bench -- [--quick] [--workers 1,2] [--pool N] [--rounds login,vehicles,rides,cycle] [--duration S] [--warmup S]
+  console.log(`usage: npm run bench -- [--quick] [--workers 1,2] [--pool N] [--rounds login,vehicles,rides,cycle,api-vehicles,api-cycle] [--duration S] [--warmup S]
   [--connections N] [--cycle-connections N] [--log-level info] [--label TEXT] [--out FILE]
   [--kinds page,floor,bare]  which of each round's measurements to run (all by default)
   [--app-dir DIR]  a build to measure instead of dist/ (another checkout's, to compare two versions)
@@ -97,7 +100,8 @@ for (const n of workerCounts) if (!Number.isInteger(n) || n < 1 || n > 16) throw
 const connections = Number(args.connections ?? 20);
 const cycleConnections = Number(args['cycle-connections'] ?? 50);
 const poolSize = args.pool ? Number(args.pool) : undefined;
-const ROUND_KEYS = ['login', 'vehicles', 'rides', 'cycle'] as const;
+const ROUND_KEYS = ['login', 'vehicles', 'rides', 'cycle', 'api-vehicles', 'api-cycle'] as const;
+const isCycle = (key: RoundKey) => key === 'cycle' || key === 'api-cycle';
 type RoundKey = (typeof ROUND_KEYS)[number];
 const selected = (args.rounds?.split(',') ?? [...ROUND_KEYS]) as RoundKey[];
 for (const key of selected) if (!ROUND_KEYS.includes(key)) throw new Error(`unknown round ${key}; rounds are ${ROUND_KEYS.join(', ')}`);
@@ -362,6 +366,18 @@ interface Session {
   cookie: string;
   csrf: string;
   vehicleId?: string;
+  /** The API's bearer token of the rider. */
+  token?: string;
+}
+
+/** A bearer token per session, put straight in the database as the API stores them (a hash), to skip a bcrypt each. */
+async function withTokens(database: MovrDatabase, sessions: Session[]): Promise<Session[]> {
+  const issued = sessions.map((session) => ({ session, token: newToken(session.rider.city) }));
+  await database.kysely
+    .insertInto('api_tokens')
+    .values(issued.map(({ session, token }) => ({ city: session.rider.city, token_hash: token.hash, user_id: session.rider.id, expires_at: token.expiresAt })))
+    .execute();
+  return issued.map(({ session, token }) => ({ ...session, token: token.token }));
 }
 
 /** Cookies as a browser keeps them: the latest of each name, sent back as one header. */
@@ -435,6 +451,8 @@ interface RoundSpec {
   sessions?: Session[];
   /** One cookie header for every request (the returning visitor of GET /login). */
   cookie?: string;
+  /** Sessions send their bearer token instead of their cookie. */
+  api?: boolean;
 }
 
 interface RoundResult {
@@ -531,6 +549,41 @@ function cycleRequests(prefix: string, byCookie: Map<string, Session>, counters:
   ];
 }
 
+/** The cycle over the API: POST /api/v1/rides, then POST /api/v1/rides/:id/end with the id it answered. */
+function apiCycleRequests(byToken: Map<string, Session>, counters: CycleCounters): autocannon.Request[] {
+  const riderOf = (request: autocannon.Request) => byToken.get(String(request.headers?.authorization ?? ''));
+  type Context = { rideId?: string };
+  const unexpected = (reason: string) => {
+    counters.unexpected += 1;
+    counters.reasons[reason] = (counters.reasons[reason] ?? 0) + 1;
+  };
+  return [
+    {
+      method: 'POST',
+      setupRequest: (request) => {
+        const session = riderOf(request);
+        if (!session) return { ...request, path: '/api/v1/cities', method: 'GET' };
+        return { ...request, path: '/api/v1/rides', headers: { ...request.headers, 'content-type': 'application/json' }, body: JSON.stringify({ vehicle_id: session.vehicleId }) };
+      },
+      onResponse: (status, body, context: Context) => {
+        context.rideId = status === 201 ? (JSON.parse(body) as { id: string }).id : undefined;
+        if (!context.rideId) unexpected(`start: ${status}`);
+      },
+    },
+    {
+      method: 'POST',
+      setupRequest: (request, context: Context) => {
+        if (!riderOf(request) || !context.rideId) return undefined as unknown as autocannon.Request; // start the cycle again
+        return { ...request, path: `/api/v1/rides/${context.rideId}/end`, headers: { ...request.headers, 'content-type': 'application/json' }, body: JSON.stringify({ location: '12 Bench Street' }) };
+      },
+      onResponse: (status) => {
+        if (status === 200) counters.cycles += 1;
+        else unexpected(`end: ${status}`);
+      },
+    },
+  ];
+}
+
 function fire(options: autocannon.Options): Promise<autocannon.Result> {
   return new Promise((resolve, reject) => {
     running = autocannon(options, (error, result) => {
@@ -551,10 +604,19 @@ async function runRound(server: ServerProcess, workers: number, postmaster: numb
     duration: seconds,
     timeout: 10,
     headers: { ...PROXY_HEADERS, ...(spec.cookie ? { cookie: spec.cookie } : {}) },
-    ...(sessions.length ? { setupClient: (client) => client.setHeaders({ ...PROXY_HEADERS, cookie: sessions[next++ % sessions.length]!.cookie }) } : {}),
+    ...(sessions.length
+      ? {
+          setupClient: (client) => {
+            const session = sessions[next++ % sessions.length]!;
+            client.setHeaders({ ...PROXY_HEADERS, ...(spec.api ? { authorization: `Bearer ${session.token}` } : { cookie: session.cookie }) });
+          },
+        }
+      : {}),
     ...(spec.path
       ? { url: server.url + spec.path }
-      : { url: server.url, requests: cycleRequests(spec.kind === 'floor' ? FLOOR : '', new Map(sessions.map((s) => [s.cookie, s])), counters) }),
+      : spec.api
+        ? { url: server.url, requests: apiCycleRequests(new Map(sessions.map((s) => [`Bearer ${s.token}`, s])), counters) }
+        : { url: server.url, requests: cycleRequests(spec.kind === 'floor' ? FLOOR : '', new Map(sessions.map((s) => [s.cookie, s])), counters) }),
   };
   if (!measure) {
     await fire(options);
@@ -776,8 +838,8 @@ async function main() {
     const server = await startServer(scripts.app, dataDir, embedded.connectionString, workers);
     const idleRssMiB = servingPids(server.child.pid!).map((pid) => mib(memoryKiB(pid).rss));
     if (!riders) {
-      const heavy = await logInAll(server.url, data.heavyRiders.slice(0, connections));
-      const cyclists = await logInAll(server.url, data.cyclists.slice(0, cycleConnections), (c) => ({ vehicleId: c.vehicleId }));
+      const heavy = await withTokens(database, await logInAll(server.url, data.heavyRiders.slice(0, connections)));
+      const cyclists = await withTokens(database, await logInAll(server.url, data.cyclists.slice(0, cycleConnections), (c) => ({ vehicleId: c.vehicleId })));
       const visitor = await visitorCookie(server.url);
       const bare = await barePages(database, server.url, heavy[0]!, visitor);
       const specFile = path.join(dataDir, 'bare-pages.json');
@@ -804,6 +866,13 @@ async function main() {
     if (selected.includes('vehicles')) all({ key: 'vehicles', name: 'GET /vehicles (50 cards)', connections, path: '/vehicles', sessions: heavy }, `${FLOOR}/vehicles`);
     if (selected.includes('rides')) all({ key: 'rides', name: `GET /rides (${RIDES_PER_HEAVY} rides)`, connections, path: '/rides', sessions: heavy }, `${FLOOR}/rides`);
     if (selected.includes('cycle')) all({ key: 'cycle', name: 'start/end ride cycle', connections: cyclists.length, sessions: cyclists });
+    // The API's rounds have no floors: the pages' floors already measure the middleware and SQL they share.
+    if (selected.includes('api-vehicles') && kinds.includes('page')) {
+      specs.push({ key: 'api-vehicles', name: 'GET /api/v1/vehicles (50 items)', kind: 'page', connections, path: '/api/v1/vehicles', sessions: heavy, api: true });
+    }
+    if (selected.includes('api-cycle') && kinds.includes('page')) {
+      specs.push({ key: 'api-cycle', name: 'API start/end ride cycle', kind: 'page', connections: cyclists.length, sessions: cyclists, api: true });
+    }
 
     const these: RoundResult[] = [];
     // With --compare, each page round runs on both builds in turn, `repeat` times: the name says which build.
@@ -819,13 +888,13 @@ async function main() {
       await settle(client, database, data.cyclists);
       if (warmupS > 0) await runRound(target, workers, postmaster, client, spec, warmupS, false);
       // autocannon stops without waiting for the answers in flight: let them land before ending their rides.
-      if (spec.key === 'cycle') await sleep(1000);
-      if (spec.key === 'cycle') await endOpenRides(database, data.cyclists);
+      if (isCycle(spec.key)) await sleep(1000);
+      if (isCycle(spec.key)) await endOpenRides(database, data.cyclists);
       const result = (await runRound(target, workers, postmaster, client, spec, durationS, true))!;
       these.push(result);
       console.log(`${label.padEnd(36)} ${result.requestsPerS.toFixed(0).padStart(6)} req/s  node ${result.server.cpuMsPerRequest.toFixed(2)} + pg ${result.postgresCpuMsPerRequest.toFixed(2)} ms/req  p99 ${result.latencyMs.p99} ms  errors ${result.errors}`);
       if (target.child.exitCode !== null) throw new Error(`the bench server exited:\n${tail(target.logFile)}`);
-      if (spec.key === 'cycle') await sleep(1000); // requests in flight when autocannon stopped
+      if (isCycle(spec.key)) await sleep(1000); // requests in flight when autocannon stopped
     }
     results.push(...these);
     console.log(`\n${workers} worker${workers > 1 ? 's' : ''}:\n${table(these)}\n`);
@@ -844,7 +913,7 @@ async function main() {
   console.log('ms/req: CPU time per response, node = the app (every worker), pg = all PostgreSQL processes (steadier than req/s on');
   console.log('shared cores). SQL/req: statements the app sent per response; sess w/req: session rows written; WAL B/req: WAL bytes.');
   console.log('other CPU %: what everything else on the machine took (of one core); retries: transactions retried after a 40001.');
-  const pages = results.filter((r) => r.kind === 'page' && r.round !== 'cycle');
+  const pages = results.filter((r) => r.kind === 'page' && !isCycle(r.round));
   if (repeat > 1) {
     const median = (values: number[]) => [...values].sort((x, y) => x - y)[Math.floor((values.length - 1) / 2)]!;
     console.log('\nmedian of the repeats (node + pg CPU ms per request, req/s):');

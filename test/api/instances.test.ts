@@ -73,7 +73,7 @@ describe('two instances on one database', () => {
       }
     })();
     // The deletion starts once grants are flowing, so some are in flight as it commits.
-    while (granted.length < 2) await new Promise((resolve) => setTimeout(resolve, 10));
+    for (let i = 0; granted.length < 2 && i < 1000; i++) await new Promise((resolve) => setTimeout(resolve, 10));
     assert.equal((await a.delete('/me', { token: rider.token })).status, 204);
     const right = await b.get('/me', { token: rider.token });
     stopped = true;

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { sql } from 'kysely';
+import { pruneApi } from '../../src/movr/api-transactions.js';
 import { formPost, logIn } from '../support/app.js';
 import { useFixture } from '../support/fixture.js';
 import { Browser } from '../support/http-client.js';
@@ -423,6 +424,21 @@ describe('Idempotency-Key', () => {
     const later = await api.post('/vehicles', { token, idempotencyKey: 'old', body: { ...vehicleBody, color: 'blue' } });
     assert.equal(later.status, 201);
     assert.equal(await count('vehicles'), 2);
+  });
+});
+
+describe('pruning', () => {
+  test('when tokens and keys have expired, then pruning deletes them and keeps the live ones', async () => {
+    const { token } = await signUp();
+    const other = await signUp();
+    await api.post('/vehicles', { token, idempotencyKey: 'kept', body: vehicleBody });
+    await api.post('/vehicles', { token, idempotencyKey: 'gone', body: vehicleBody });
+    await t.db.kysely.updateTable('idempotency_keys').set({ expires_at: new Date(Date.now() - 1000) }).where('key', '=', 'gone').execute();
+    await t.db.kysely.updateTable('api_tokens').set({ expires_at: new Date(Date.now() - 1000) }).where('user_id', '=', other.user.id).execute();
+    await pruneApi(t.db);
+    assert.deepEqual((await t.db.kysely.selectFrom('idempotency_keys').select('key').execute()).map((row) => row.key), ['kept']);
+    assert.equal(await count('api_tokens'), 1);
+    assert.equal((await api.get('/me', { token })).status, 200);
   });
 });
 

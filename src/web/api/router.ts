@@ -150,6 +150,7 @@ function docsPage(router: Router): void {
   <meta charset="utf-8">
   <meta name="viewport" content="width=device-width, initial-scale=1">
   <title>MovR API</title>
+  <link rel="icon" href="/static/img/movr.svg" type="image/svg+xml">
   <link rel="stylesheet" href="/api/docs/assets/swagger-ui.css">
 </head>
 <body>

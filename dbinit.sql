@@ -1,4 +1,4 @@
--- MovR schema version 3 for CockroachDB: the classic geo-partitioned layout. The city-keyed tables and their
+-- MovR schema version 5 for CockroachDB: the classic geo-partitioned layout. The city-keyed tables and their
 -- indexes are partitioned by city, one partition per region, each partition pinned to its region by a zone config.
 -- For CockroachDB's multi-region SQL (REGIONAL BY ROW tables) load dbinit-multiregion.sql instead, not both.
 --
@@ -249,11 +249,89 @@ CREATE TABLE rate_limits (
 -- Expired counters are pruned by reset_at.
 CREATE INDEX rate_limits_reset_at_idx ON rate_limits (reset_at);
 
--- The app reads it at start and refuses to run when it is missing or older than version 3. Not partitioned: it lives
+-- The primary key starts with city, the partition key (https://www.cockroachlabs.com/docs/v24.3/partitioning#partition-using-primary-key).
+CREATE TABLE api_tokens (
+    city STRING NOT NULL,
+    token_hash STRING NOT NULL,
+    user_id UUID NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    expires_at TIMESTAMPTZ NOT NULL,
+    CONSTRAINT api_tokens_pkey PRIMARY KEY (city, token_hash),
+    CONSTRAINT fk_api_tokens_user FOREIGN KEY (city, user_id) REFERENCES users (city, id)
+) PARTITION BY LIST (city) (
+    PARTITION us_east VALUES IN ('new york', 'boston', 'washington dc'),
+    PARTITION us_west VALUES IN ('san francisco', 'seattle', 'los angeles'),
+    PARTITION europe_west VALUES IN ('amsterdam', 'paris', 'rome')
+) WITH (schema_locked = false);
+
+-- Account deletion revokes all of a user's tokens through this index; the foreign key's lookups.
+CREATE INDEX api_tokens_user_idx ON api_tokens (city, user_id)
+PARTITION BY LIST (city) (
+    PARTITION us_east VALUES IN ('new york', 'boston', 'washington dc'),
+    PARTITION us_west VALUES IN ('san francisco', 'seattle', 'los angeles'),
+    PARTITION europe_west VALUES IN ('amsterdam', 'paris', 'rome')
+);
+
+-- Expired tokens are pruned by expires_at, city by city.
+CREATE INDEX api_tokens_expires_idx ON api_tokens (city, expires_at)
+PARTITION BY LIST (city) (
+    PARTITION us_east VALUES IN ('new york', 'boston', 'washington dc'),
+    PARTITION us_west VALUES IN ('san francisco', 'seattle', 'los angeles'),
+    PARTITION europe_west VALUES IN ('amsterdam', 'paris', 'rome')
+);
+
+-- Pin each partition of every api_tokens index to its region (https://www.cockroachlabs.com/docs/v24.3/alter-partition#create-a-replication-zone-for-a-partition);
+-- a constraint no node matches is refused, so a cluster without these regions stops the load here
+-- (https://github.com/cockroachdb/cockroach/blob/master/pkg/sql/set_zone_config.go: "matches no existing nodes within the cluster").
+ALTER PARTITION us_east OF INDEX api_tokens@api_tokens_pkey CONFIGURE ZONE USING constraints = '[+region=gcp-us-east1]';
+ALTER PARTITION us_west OF INDEX api_tokens@api_tokens_pkey CONFIGURE ZONE USING constraints = '[+region=gcp-us-west1]';
+ALTER PARTITION europe_west OF INDEX api_tokens@api_tokens_pkey CONFIGURE ZONE USING constraints = '[+region=gcp-europe-west1]';
+ALTER PARTITION us_east OF INDEX api_tokens@api_tokens_user_idx CONFIGURE ZONE USING constraints = '[+region=gcp-us-east1]';
+ALTER PARTITION us_west OF INDEX api_tokens@api_tokens_user_idx CONFIGURE ZONE USING constraints = '[+region=gcp-us-west1]';
+ALTER PARTITION europe_west OF INDEX api_tokens@api_tokens_user_idx CONFIGURE ZONE USING constraints = '[+region=gcp-europe-west1]';
+ALTER PARTITION us_east OF INDEX api_tokens@api_tokens_expires_idx CONFIGURE ZONE USING constraints = '[+region=gcp-us-east1]';
+ALTER PARTITION us_west OF INDEX api_tokens@api_tokens_expires_idx CONFIGURE ZONE USING constraints = '[+region=gcp-us-west1]';
+ALTER PARTITION europe_west OF INDEX api_tokens@api_tokens_expires_idx CONFIGURE ZONE USING constraints = '[+region=gcp-europe-west1]';
+
+-- The primary key starts with city, the partition key (https://www.cockroachlabs.com/docs/v24.3/partitioning#partition-using-primary-key).
+CREATE TABLE idempotency_keys (
+    city STRING NOT NULL,
+    scope STRING NOT NULL,
+    key STRING NOT NULL,
+    fingerprint STRING NOT NULL,
+    status INT NOT NULL,
+    body STRING NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL,
+    CONSTRAINT idempotency_keys_pkey PRIMARY KEY (city, scope, key)
+) PARTITION BY LIST (city) (
+    PARTITION us_east VALUES IN ('new york', 'boston', 'washington dc'),
+    PARTITION us_west VALUES IN ('san francisco', 'seattle', 'los angeles'),
+    PARTITION europe_west VALUES IN ('amsterdam', 'paris', 'rome')
+) WITH (schema_locked = false);
+
+-- Idempotency keys past their 24 hours are pruned by expires_at, city by city.
+CREATE INDEX idempotency_keys_expires_idx ON idempotency_keys (city, expires_at)
+PARTITION BY LIST (city) (
+    PARTITION us_east VALUES IN ('new york', 'boston', 'washington dc'),
+    PARTITION us_west VALUES IN ('san francisco', 'seattle', 'los angeles'),
+    PARTITION europe_west VALUES IN ('amsterdam', 'paris', 'rome')
+);
+
+-- Pin each partition of every idempotency_keys index to its region (https://www.cockroachlabs.com/docs/v24.3/alter-partition#create-a-replication-zone-for-a-partition);
+-- a constraint no node matches is refused, so a cluster without these regions stops the load here
+-- (https://github.com/cockroachdb/cockroach/blob/master/pkg/sql/set_zone_config.go: "matches no existing nodes within the cluster").
+ALTER PARTITION us_east OF INDEX idempotency_keys@idempotency_keys_pkey CONFIGURE ZONE USING constraints = '[+region=gcp-us-east1]';
+ALTER PARTITION us_west OF INDEX idempotency_keys@idempotency_keys_pkey CONFIGURE ZONE USING constraints = '[+region=gcp-us-west1]';
+ALTER PARTITION europe_west OF INDEX idempotency_keys@idempotency_keys_pkey CONFIGURE ZONE USING constraints = '[+region=gcp-europe-west1]';
+ALTER PARTITION us_east OF INDEX idempotency_keys@idempotency_keys_expires_idx CONFIGURE ZONE USING constraints = '[+region=gcp-us-east1]';
+ALTER PARTITION us_west OF INDEX idempotency_keys@idempotency_keys_expires_idx CONFIGURE ZONE USING constraints = '[+region=gcp-us-west1]';
+ALTER PARTITION europe_west OF INDEX idempotency_keys@idempotency_keys_expires_idx CONFIGURE ZONE USING constraints = '[+region=gcp-europe-west1]';
+
+-- The app reads it at start and refuses to run when it is missing or older than version 5. Not partitioned: it lives
 -- in the default replication zone.
 CREATE TABLE schema_info (
     version INT NOT NULL,
     CONSTRAINT schema_info_pkey PRIMARY KEY (version)
 ) WITH (schema_locked = false);
 
-INSERT INTO schema_info (version) VALUES (3);
+INSERT INTO schema_info (version) VALUES (5);

@@ -12,6 +12,7 @@ import { PROJECT_ROOT } from '../../src/config.js';
 import { detectKind, type MovrDatabase, openDatabase } from '../../src/db/database.js';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from '../../src/db/embedded-postgres.js';
 import { MIGRATIONS, migrateToLatest, prepareSchema, SchemaMissingError } from '../../src/db/migrate.js';
+import { SCHEMA_VERSION } from '../../src/db/schema.js';
 import { DEMO_USERNAME, loadDemoData } from '../../src/movr/demo-data.js';
 import { MovR } from '../../src/movr/movr.js';
 import { CITIES } from '../../src/regions.js';
@@ -121,11 +122,12 @@ describe('migrations', () => {
   test("when kind is 'cockroachdb' and the schema is there, then prepareSchema passes, and an old version is refused", async () => {
     const db = await t.open({ kind: 'cockroachdb' });
     await prepareSchema(db);
-    await sql`DELETE FROM schema_info WHERE version = 3`.execute(db.kysely);
+    await sql`DELETE FROM schema_info WHERE version = ${SCHEMA_VERSION}`.execute(db.kysely);
     try {
-      await assert.rejects(prepareSchema(db), (error: unknown) => error instanceof SchemaMissingError && /version 2/.test(error.message) && /upgrade-003\.sql/.test(error.message));
+      const newest = `upgrade-${String(SCHEMA_VERSION).padStart(3, '0')}.sql`;
+      await assert.rejects(prepareSchema(db), (error: unknown) => error instanceof SchemaMissingError && error.message.includes(`version ${SCHEMA_VERSION - 1}`) && error.message.includes(newest));
     } finally {
-      await sql`INSERT INTO schema_info (version) VALUES (3)`.execute(db.kysely);
+      await sql`INSERT INTO schema_info (version) VALUES (${SCHEMA_VERSION})`.execute(db.kysely);
     }
   });
 });

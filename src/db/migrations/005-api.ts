@@ -1,4 +1,13 @@
 import { type Kysely, sql } from 'kysely';
+import type { SchemaChange } from '../schema.js';
+
+/** This version in words, for db/cockroach/upgrade-005*.sql (`npm run ddl`); no data moves. */
+export const change: SchemaChange = {
+  summary:
+    'the JSON API for mobile clients: api_tokens (bearer tokens as SHA-256 hashes, in the user\'s home city) and ' +
+    'idempotency_keys (the first answer to a POST sent with an Idempotency-Key, for 24 hours)',
+  data: [],
+};
 
 /**
  * The JSON API for mobile clients (frozen: later changes are new migrations). Both tables belong to a rider's

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { VEHICLE_TYPES } from '../../movr/domain.js';
+import { VEHICLE_TYPES } from '../../vehicles.js';
 import { CITIES, type City, parseCity, REGION_NAMES } from '../../regions.js';
 import { endRideForm, loginForm, registerForm, uuidParam, vehicleForm } from '../forms.js';
 

@@ -344,6 +344,7 @@ describe('malformed requests', () => {
     assert.equal((await api.post('/vehicles', { token, body: { type: 1, color: null, brand: {}, location: ['a'] } })).status, 422);
     assert.equal((await api.get('/nowhere')).status, 404);
     assert.equal((await api.request('PUT', '/me', { token })).status, 404);
+    assert.equal((await api.request('OPTIONS', '/me')).status, 404);
     const outside = await fetch(`${t.url}/api/v2/vehicles`);
     assert.equal(outside.status, 404);
     assert.equal(outside.headers.get('content-type'), 'application/problem+json; charset=utf-8');
@@ -361,6 +362,7 @@ describe('Idempotency-Key', () => {
     assert.equal(await count('vehicles'), 1);
     const other = await api.post('/vehicles', { token, idempotencyKey: 'add-1', body: { ...vehicleBody, color: 'blue' } });
     assert.equal(other.status, 422);
+    assert.equal(other.body.errors[0].field, 'Idempotency-Key');
     assert.equal(await count('vehicles'), 1);
     // Keys are the user's own: another rider's same key acts.
     const someoneElse = await signUp();

@@ -3,6 +3,7 @@ import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { isDatabaseUnavailable, TransactionOutcomeUnknownError, TransactionRetryLimitError } from '../../db/errors.js';
 import { MovrError, UsernameTakenError } from '../../movr/errors.js';
+import { IdempotencyKeyReusedError } from '../../movr/movr.js';
 import type { Problem } from './schemas.js';
 
 /** What an operation answers: a status and a JSON body (a problem from 400 on), or none. */
@@ -29,9 +30,11 @@ export function fieldErrors(issues: readonly { path: readonly PropertyKey[]; mes
   return [...seen].map(([field, message]) => ({ field, message }));
 }
 
-/** A refusal of the backend as a problem: its status is its own (practica's AppError), a taken username is a field's. */
+/** A refusal of the backend as a problem: its status is its own (practica's AppError); a 422 names its field. */
 export function refusal(error: MovrError): Reply {
-  return problem(error.status, error.message, error instanceof UsernameTakenError ? [{ field: 'username', message: error.message }] : undefined);
+  if (error instanceof UsernameTakenError) return problem(422, error.message, [{ field: 'username', message: error.message }]);
+  if (error instanceof IdempotencyKeyReusedError) return problem(422, error.message, [{ field: 'Idempotency-Key', message: error.message }]);
+  return problem(error.status, error.message);
 }
 
 /** Writes a reply, with the headers its status needs. `text` is the body already serialized (a stored answer). */

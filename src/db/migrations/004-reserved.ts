@@ -3,7 +3,7 @@ import type { SchemaChange } from '../schema.js';
 
 /** This version in words: it changes no table, so db/cockroach/upgrade-004*.sql only record it. */
 export const change: SchemaChange = {
-  summary: 'no table changes: the version number was held for the password-budget work, which needed none',
+  summary: 'no table changes: it keeps schema versions one per migration',
   data: [],
 };
 

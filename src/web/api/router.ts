@@ -11,6 +11,20 @@ import { type ApiDependencies, type Context, type Operation, OPERATIONS } from '
 import { fieldErrors, problem, problemHandler, type Reply, refusal, send, sendReply } from './problems.js';
 import { idempotencyKeyHeader } from './schemas.js';
 
+declare global {
+  // eslint-disable-next-line @typescript-eslint/no-namespace
+  namespace Express {
+    interface Locals {
+      /** The API operation's request, parsed and authenticated, for its handler (register below). */
+      apiContext?: Context<unknown, unknown, unknown>;
+      /** The API request's parsed body, for the log-in limiter's username (operations.ts). */
+      apiBody?: unknown;
+      /** The request's Idempotency-Key, once its operation has named whose it is. */
+      apiIdempotencyKey?: IdempotencyKey;
+    }
+  }
+}
+
 export interface ApiOptions extends ApiDependencies {
   config: Config;
   logger: Logger;
@@ -126,11 +140,11 @@ function register(router: Router, operation: Operation, deps: ApiDependencies, c
   };
 
   const handle = async (_req: Request, res: Response) => {
-    const ctx = res.locals.apiContext as Context<unknown, unknown, unknown>;
+    const ctx = res.locals.apiContext!;
     const reply = await operation.handle(ctx);
     if (!isAnswer(reply)) return sendReply(res, reply);
     // MovR's answer, sealed when it was kept under an Idempotency-Key.
-    const key = res.locals.apiIdempotencyKey as IdempotencyKey | undefined;
+    const key = res.locals.apiIdempotencyKey;
     send(res, reply.status, reply.body === '' ? undefined : key ? seal.open(key, reply.body) : reply.body);
   };
 

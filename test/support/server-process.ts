@@ -58,23 +58,24 @@ export function childEnvironment(): NodeJS.ProcessEnv {
 }
 
 /**
- * Runs the real server (dist/server.js, built once per run; or `npm start` itself) as its own process group, like
- * `npm start` in a terminal, and waits until it prints its URL. `port: 0` leaves PORT to the environment given.
+ * Runs the real server (dist/server.js of `cwd`, built once per run; or `npm start` itself) as its own process
+ * group, like `npm start` in a terminal, and waits until it prints its URL.
  */
 export async function startServerProcess({
   dataDir = freshDataDir(),
   env = {},
   npmStart = false,
   cwd = ROOT,
-}: { dataDir?: string; env?: Record<string, string>; npmStart?: boolean; cwd?: string } = {}): Promise<ServerProcess> {
+}: { dataDir?: string; env?: Record<string, string | undefined>; npmStart?: boolean; cwd?: string } = {}): Promise<ServerProcess> {
   await ensureDist();
   const port = env.PORT ? Number(env.PORT) : await freePort();
   const base = { NODE_ENV: 'development', MOVR_DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', DB_URI: '', METRICS_PORT: '0', SHUTDOWN_GRACE_MS: String(TEST_GRACE_MS) };
-  const child = spawn(npmStart ? 'npm' : process.execPath, npmStart ? ['start'] : [SERVER_JS], {
+  const child = spawn(npmStart ? 'npm' : process.execPath, npmStart ? ['start'] : [path.relative(ROOT, SERVER_JS)], {
     cwd,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...childEnvironment(), ...base, ...env },
+    // An undefined value removes the variable (e.g. so that a .env file may set it).
+    env: Object.fromEntries(Object.entries({ ...childEnvironment(), ...base, ...env }).filter(([, value]) => value !== undefined)),
   });
   let output = '';
   child.stdout!.on('data', (chunk) => (output += chunk));

@@ -15,18 +15,24 @@ export const SERVER_JS = path.join(ROOT, 'dist', 'server.js');
 
 let building: Promise<void> | undefined;
 
-/** `npm run build` (tsc -p tsconfig.build.json, incremental), without npm in between. */
-export function buildDist(): Promise<void> {
-  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+/** Runs the TypeScript compiler with `args`, rejecting with its output when it fails. */
+function tsc(args: string[], what: string): Promise<void> {
+  const bin = createRequire(import.meta.url).resolve('typescript/bin/tsc');
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [bin, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.on('data', (chunk) => (output += chunk));
     child.stderr.on('data', (chunk) => (output += chunk));
     child.once('error', reject);
-    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`the build of dist/ failed (${code}):\n${output}`))));
+    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${what} failed (${code}):\n${output}`))));
   });
 }
+
+/** `npm run build` (tsc -p tsconfig.build.json, incremental), without npm in between. */
+export const buildDist = () => tsc(['-p', 'tsconfig.build.json'], 'the build of dist/');
+
+/** `npm run typecheck`: the sources, tests and scripts. */
+export const typecheck = () => tsc(['-p', 'tsconfig.json', '--noEmit'], 'the typecheck');
 
 /** dist/ as built for this run: by run.ts, or here once per process. */
 export function ensureDist(): Promise<void> {

@@ -4,19 +4,23 @@
  * cluster stops however the run ends. Node 20 has no --test-global-setup, hence this launcher.
  */
 import { spawn } from 'node:child_process';
-import { buildDist, DIST_ENV } from './build.js';
+import { buildDist, DIST_ENV, typecheck } from './build.js';
 import { CLUSTER_ENV, startCluster } from './cluster.js';
 
-const args = process.argv.slice(2);
+// --typecheck (npm test): the typecheck runs while the cluster starts and dist/ builds; the run fails if it does.
+const checkTypes = process.argv.includes('--typecheck');
+const args = process.argv.slice(2).filter((arg) => arg !== '--typecheck');
 // Files that start real servers take longest: first, so that the run does not end waiting on one of them.
 const slow = (file: string) => /\/(browser|deploy|fleet|process)\//.test(file);
 const files = args.filter((arg) => !arg.startsWith('-'));
 const ordered = [...args.filter((arg) => arg.startsWith('-')), ...files.filter(slow), ...files.filter((file) => !slow(file))];
 
-const [cluster, built] = await Promise.allSettled([startCluster({ handleSignals: false }), buildDist()]);
-if (cluster.status === 'rejected' || built.status === 'rejected') {
+const [cluster, ...prepared] = await Promise.allSettled([startCluster({ handleSignals: false }), buildDist(), checkTypes ? typecheck() : Promise.resolve()]);
+const reasons = [cluster, ...prepared].flatMap((result): unknown[] => (result.status === 'rejected' ? [result.reason] : []));
+if (cluster.status === 'rejected' || reasons.length > 0) {
   if (cluster.status === 'fulfilled') await cluster.value.destroy();
-  throw cluster.status === 'rejected' ? cluster.reason : (built as PromiseRejectedResult).reason;
+  for (const reason of reasons) console.error(reason instanceof Error ? reason.message : reason);
+  process.exit(1);
 }
 const runner = spawn(process.execPath, ['--import', 'tsx', '--test', ...ordered], {
   stdio: 'inherit',

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { sql } from 'kysely';
 import request from 'supertest';
-import { SESSION_COOKIE } from '../../src/web/session.js';
+import { SESSION_COOKIE } from '../../src/web/middleware/session.js';
 import { cookie, csrfFrom, csrfToken, formPost, logIn } from '../support/app.js';
 import { useFixture } from '../support/fixture.js';
 

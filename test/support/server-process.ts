@@ -18,21 +18,6 @@ export interface ServerProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** The JSON log lines a server printed at level error or above (pino: 50 error, 60 fatal). */
-export function errorsLogged(server: Pick<ServerProcess, 'output'>): string[] {
-  return server
-    .output()
-    .split('\n')
-    .filter((line) => {
-      if (!line.startsWith('{')) return false;
-      try {
-        return (JSON.parse(line) as { level?: number }).level! >= 50;
-      } catch {
-        return false;
-      }
-    });
-}
-
 /** JSON log lines a server printed, parsed, with their message (`msg`). */
 export function logLines(server: Pick<ServerProcess, 'output'>): Array<Record<string, unknown> & { msg?: string; level?: number }> {
   return server
@@ -46,6 +31,13 @@ export function logLines(server: Pick<ServerProcess, 'output'>): Array<Record<st
         return [];
       }
     });
+}
+
+/** The JSON log lines a server printed at level error or above (pino: 50 error, 60 fatal). */
+export function errorsLogged(server: Pick<ServerProcess, 'output'>): string[] {
+  return logLines(server)
+    .filter((line) => (line.level ?? 0) >= 50)
+    .map((line) => JSON.stringify(line));
 }
 
 /** A fresh data directory the `postgres` user can reach when the tests run as root. */

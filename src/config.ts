@@ -36,6 +36,7 @@ const envSchema = z
     NODE_ENV: z.preprocess(emptyAsUnset, z.enum(['development', 'production', 'test']).default('development')),
     WEB_CONCURRENCY: z.preprocess(emptyAsUnset, z.coerce.number().int().min(1).max(64).default(1)),
     METRICS_PORT: z.preprocess(emptyAsUnset, z.coerce.number().int().min(0).max(65535).default(9464)),
+    SHUTDOWN_GRACE_MS: z.preprocess(emptyAsUnset, z.coerce.number().int().min(0).max(4_000).default(3_000)),
     LOG_LEVEL: z.preprocess(
       emptyAsUnset,
       z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -72,6 +73,11 @@ export interface Config {
   readonly webConcurrency: number;
   /** Port of `GET /metrics` on `host`; 0 turns it off. */
   readonly metricsPort: number;
+  /**
+   * From a shutdown signal until the listener closes (load balancers see /readyz fail meanwhile). A test knob:
+   * the tests shorten it so that each stop does not wait seconds; operators keep the default.
+   */
+  readonly shutdownGraceMs: number;
 }
 
 /** The environment as parsed, before the server has made the development secret. */
@@ -106,6 +112,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): ParsedConfi
     logLevel: env.LOG_LEVEL,
     webConcurrency: env.WEB_CONCURRENCY,
     metricsPort: env.METRICS_PORT,
+    shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
   });
 }
 

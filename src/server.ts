@@ -51,7 +51,7 @@ async function runInstance(config: Config, logger: Logger): Promise<void> {
   let metricsServer: Server | undefined;
   const lifecycle: Lifecycle = { draining: false };
   const { shutdown, isStopping } = onShutdown(logger, async () => {
-    if (server) await drainServer(server, lifecycle, logger);
+    if (server) await drainServer(server, lifecycle, logger, config.shutdownGraceMs);
     await closeBackend(backend, metricsServer, logger);
   });
 

@@ -1,17 +1,20 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Browser, type BrowserContext, type CDPSession, chromium, type Locator, type Page } from 'playwright-core';
 import { PROJECT_ROOT } from '../../src/config.js';
+import { ensureDist, SERVER_JS } from '../support/build.js';
 import { findChromium } from '../support/chromium.js';
 import { freePort, tempDir } from '../support/cluster.js';
+import { TEST_GRACE_MS } from '../support/server-process.js';
 
 /**
  * The whole journey of a newcomer, in headless Chromium, against the real server started as a user starts
- * it (`node --import tsx src/server.ts`) on a fresh data directory: embedded PostgreSQL, demo data and all.
+ * it (`node dist/server.js`, as `npm start` runs it) on a fresh data directory: embedded PostgreSQL, demo data and all.
  */
 
 // The machine has no internet: without the background-networking flags Chromium keeps dialling Google.
@@ -47,10 +50,11 @@ function serverEnvironment(): NodeJS.ProcessEnv {
   return env;
 }
 
-/** Starts `node --import tsx src/server.ts` and resolves once it has printed its URL and the demo login. */
+/** Starts `node dist/server.js` and resolves once it has printed its URL and the demo login. */
 async function startServer(): Promise<void> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  await ensureDist();
+  const child = spawn(process.execPath, [SERVER_JS], {
     cwd: PROJECT_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: {
@@ -65,6 +69,7 @@ async function startServer(): Promise<void> {
       SECRET_KEY: '',
       REGION: '',
       NODE_ENV: 'development',
+      SHUTDOWN_GRACE_MS: String(TEST_GRACE_MS),
     },
   });
   server = child;
@@ -165,11 +170,10 @@ function watch(page: Page) {
   });
 }
 
-/** A full-page screenshot into test-output/screenshots/, and into docs/screenshots/ for the README when asked. */
+/** What a rider sees on the screen, into test-output/screenshots/, and into docs/screenshots/ for the README when asked. */
 async function screenshot(page: Page, name: string, { docs = false } = {}) {
   const file = path.join(SCREENSHOTS, `${name}.png`);
-  // The README's are what a rider sees on the screen (the riding bar at its bottom); the others, whole pages.
-  await page.screenshot({ path: file, fullPage: !docs, animations: 'disabled' });
+  await page.screenshot({ path: file, animations: 'disabled' });
   // The README's images change only when asked (UPDATE_SCREENSHOTS=1 npm test), so a test run leaves the tree clean.
   if (docs && process.env.UPDATE_SCREENSHOTS === '1') copyFileSync(file, path.join(DOCS_SCREENSHOTS, `${name}.png`));
 }
@@ -185,6 +189,24 @@ interface Scan {
 }
 /** Every axe-core scan of the run, for the summary printed at the end. */
 const scans: Scan[] = [];
+/** The page states already scanned (their structure's hash), and how many audits found one of them again. */
+const scanned = new Set<string>();
+let seenAgain = 0;
+
+/**
+ * The page's structure without its text or attribute values: tags, classes, attribute names, open dialogs and
+ * hidden parts, alike children (rows of a list, in any order) counted once. What axe-core judges depends on it; the
+ * same structure with other riders, vehicles or times is the same page state.
+ */
+const STRUCTURE = `(() => {
+  const sig = (el) => {
+    const parts = [...new Set([...el.children].map(sig))].sort();
+    const names = [...el.attributes].map((a) => a.name).filter((n) => n !== 'class').sort().join(' ');
+    const state = (el.open ? '!open' : '') + (el.hidden ? '!hidden' : '') + (el.disabled ? '!disabled' : '');
+    return el.tagName + '.' + [...el.classList].sort().join('.') + '[' + names + ']' + state + '(' + parts.join(',') + ')';
+  };
+  return sig(document.documentElement);
+})()`;
 
 /**
  * axe-core on the page as it stands, at phone width then at desktop width, then back to the test's own width;
@@ -195,6 +217,13 @@ async function audit(page: Page, label = `${pathOf(page)}${new URL(page.url()).s
   const own = page.viewportSize() ?? DESKTOP;
   // The page's own scripts did not run at load and will not now; only axe's do, for the audit.
   await withoutScripts.get(page)?.send('Emulation.setScriptExecutionDisabled', { value: false });
+  const state = createHash('sha256').update(await page.evaluate<string>(STRUCTURE)).digest('hex');
+  if (scanned.has(state)) {
+    seenAgain++;
+    await withoutScripts.get(page)?.send('Emulation.setScriptExecutionDisabled', { value: true });
+    return;
+  }
+  scanned.add(state);
   for (const viewport of [PHONE, DESKTOP]) {
     await page.setViewportSize(viewport);
     if (!(await page.evaluate('typeof window.axe === "object"'))) await page.evaluate(AXE_SOURCE);
@@ -337,7 +366,9 @@ describe('a rider in Chromium against the real server', { timeout: 300_000 }, ()
     await stopEverything();
     const pages = [...new Set(scans.map((scan) => scan.page.replace(/[0-9a-f-]{36}/g, ':id').replace(/\?.*/, '')))];
     const failed = scans.filter((scan) => scan.violations.length > 0).length;
-    console.log(`axe-core: ${scans.length} scans (${PHONE.width}px and ${DESKTOP.width}px) of ${pages.length} pages and dialogs, ${failed} with violations: ${pages.join(', ')}`);
+    console.log(
+      `axe-core: ${scans.length} scans (${PHONE.width}px and ${DESKTOP.width}px) of ${scanned.size} page states (${seenAgain} audits found a state already scanned) on ${pages.length} pages and dialogs, ${failed} with violations: ${pages.join(', ')}`,
+    );
   });
   beforeEach(() => {
     problems.length = 0;

@@ -305,13 +305,13 @@ describe('hostile route parameters', () => {
   test(`when an id or a city in the path is hostile, then 404 (400 when it cannot be decoded), with a message; never a 5xx`, { timeout: 30_000 }, async () => {
     const me = await loggedIn('param-rider');
       // An unknown but well-formed id: 404 where the route looks it up; the users routes answer 403 for any id
-    // but the rider's own, so that case is only required to be a 4xx here.
+    // but the rider's own, so that no answer reveals whether an account exists.
     const routes: { method: 'get' | 'post'; path: (segment: string) => string; unknownId?: number }[] = [
       { method: 'post', path: (s) => `/vehicles/remove/${s}`, unknownId: 404 },
       { method: 'post', path: (s) => `/rides/start/${s}`, unknownId: 404 },
       { method: 'post', path: (s) => `/rides/end/${s}`, unknownId: 404 },
-      { method: 'get', path: (s) => `/users/${s}` },
-      { method: 'post', path: (s) => `/users/remove/${s}` },
+      { method: 'get', path: (s) => `/users/${s}`, unknownId: 403 },
+      { method: 'post', path: (s) => `/users/remove/${s}`, unknownId: 403 },
       { method: 'post', path: (s) => `/city/${s}`, unknownId: 404 },
     ];
     let cases = 0;

@@ -106,6 +106,15 @@ async function step(rider: Rider, vehicleIds: string[]): Promise<void> {
   }
 }
 
+/** Polls until `check` holds (an event the test can see), failing after 20 s. */
+async function until(check: () => boolean, what: string) {
+  const deadline = performance.now() + 20_000;
+  while (!check()) {
+    assert.ok(performance.now() < deadline, `${what}: not within 20 s`);
+    await sleep(20);
+  }
+}
+
 const percentile = (values: number[], p: number) => {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
@@ -152,13 +161,20 @@ describe('the database goes away under load and comes back', () => {
         }
       })();
 
+      const confirmedStarts = () => riders.reduce((sum, rider) => sum + rider.confirmedStarts.length, 0);
       try {
-        await sleep(1_500);
+        // Under load: rides are being started and ended.
+        await until(() => confirmedStarts() >= RIDERS, 'rides started before the outage');
         const { port } = t.cluster;
         const stopBegan = performance.now();
         await t.cluster.stop();
         const down = performance.now();
-        await sleep(3_000);
+        // Down until the outage has been seen: pages, /readyz and /healthz answered while it lasts.
+        const seenDown = (what: (s: Sample) => boolean, count: number) => samples.filter((s) => s.start >= down && what(s)).length >= count;
+        await until(
+          () => seenDown((s) => s.what !== 'GET /healthz' && s.what !== 'GET /readyz', 20) && seenDown((s) => s.what === 'GET /readyz', 3) && seenDown((s) => s.what === 'GET /healthz', 3),
+          'requests answered during the outage',
+        );
         const restartBegan = performance.now();
         await t.cluster.start();
         const restarted = performance.now();
@@ -175,7 +191,8 @@ describe('the database goes away under load and comes back', () => {
           else await sleep(100);
         }
         assert.ok(recovered !== undefined, 'the app answered /readyz and a page with 200 within 20 s of the restart');
-        await sleep(1_500);
+        const startsAtRecovery = confirmedStarts();
+        await until(() => confirmedStarts() >= startsAtRecovery + RIDERS / 2, 'rides started after the outage');
         load = false;
         await Promise.all(cycling);
         probing = false;

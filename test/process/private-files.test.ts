@@ -6,6 +6,7 @@ import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { withPrivateFile } from '../../src/private-files.js';
+import { ensureDist } from '../support/build.js';
 import { freshDataDir, killGroup, postmasterPid, type ServerProcess, startServerProcess } from '../support/server-process.js';
 
 const run = promisify(execFile);
@@ -40,7 +41,8 @@ test('when the app has started on a new data directory, then every file holding 
     assert.equal(mode(path.join(dataDir, name)), 0o600, name);
   }
   const clusterDir = path.join(dataDir, 'postgres');
-  if (existsSync(clusterDir)) assert.equal(mode(clusterDir), 0o700, 'the database cluster');
+  assert.ok(existsSync(path.join(clusterDir, 'PG_VERSION')), 'the database cluster is in the data directory');
+  assert.equal(mode(clusterDir), 0o700, 'the database cluster');
   assert.equal(postmasterPid(dataDir), undefined);
 });
 
@@ -48,10 +50,9 @@ test('when four first starts make the development secret at once, then they all 
   const parent = freshDataDir();
   cleanup.push(parent);
   const dataDir = path.join(parent, 'movr');
-  const script = `import { developmentSecret } from './src/private-files.ts'; console.log(developmentSecret(process.argv[1]));`;
-  const outputs = await Promise.all(
-    [1, 2, 3, 4].map(() => run(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, dataDir], { cwd: ROOT })),
-  );
+  await ensureDist();
+  const script = `import { developmentSecret } from './dist/private-files.js'; console.log(developmentSecret(process.argv[1]));`;
+  const outputs = await Promise.all([1, 2, 3, 4].map(() => run(process.execPath, ['--input-type=module', '-e', script, dataDir], { cwd: ROOT })));
   const secrets = outputs.map(({ stdout }) => stdout.trim());
   assert.ok(secrets[0]!.length >= 32);
   assert.equal(new Set(secrets).size, 1, 'one secret for all');

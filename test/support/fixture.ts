@@ -15,10 +15,15 @@
  *   setup     useFixture({ setup: async (t) => …, teardown }) prepares the file's own tables, data or servers once
  *             (a top-level before() would run alongside the fixture's on Node 20, not after it)
  *
+ * After each test the fixture waits until the app's background work (the limiter's writes after an answer) is
+ * over, and fails the test if anything was printed to console.error or console.warn meanwhile (libraries report
+ * their failures there, e.g. express-rate-limit's store errors); the database closes only once the app is quiet.
+ *
  * Under `npm test` (test/support/run.ts) every file's database is created on the run's one cluster from the
  * migrated template; a file run alone (`node --import tsx --test test/http/auth.test.ts`) starts its own.
  */
-import { after, before, beforeEach } from 'node:test';
+import { after, afterEach, before, beforeEach } from 'node:test';
+import { format } from 'node:util';
 import request from 'supertest';
 import type { NewVehicleRow } from '../../src/db/schema.js';
 import { MovR, type MovrOptions } from '../../src/movr/movr.js';
@@ -26,6 +31,7 @@ import type { City } from '../../src/regions.js';
 import { type Agent, type AppOptions, buildTestApp, insertVehicle, type Listening, listen, type Rider, signUpAndLogIn, type TestApp } from './app.js';
 import { type Cluster, sharedCluster, startCluster } from './cluster.js';
 import { createTestDatabase, type OwnTestDatabase, type TestDatabase } from './database.js';
+import { poolIdle } from './quiescence.js';
 
 export interface FixtureOptions {
   /** Empty the app's tables and zero the statistics before each test. Default true. */
@@ -83,6 +89,21 @@ async function acquireCluster(own: boolean): Promise<{ cluster: Cluster; release
   };
 }
 
+/** What was printed to console.error and console.warn since the last look; still printed as before. */
+const printed: string[] = [];
+for (const level of ['error', 'warn'] as const) {
+  const original = console[level].bind(console);
+  console[level] = (...args: unknown[]) => {
+    printed.push(`console.${level}: ${format(...args)}`);
+    original(...args);
+  };
+}
+
+function assertNothingPrinted(when: string) {
+  const lines = printed.splice(0);
+  if (lines.length > 0) throw new Error(`printed ${when}:\n${lines.join('\n')}`);
+}
+
 export function useFixture(options: FixtureOptions = {}): Fixture {
   let state: { cluster: Cluster; database: OwnTestDatabase; release(): Promise<void> } | undefined;
   let app: TestApp | undefined;
@@ -107,9 +128,18 @@ export function useFixture(options: FixtureOptions = {}): Fixture {
       await options.setup?.(fixture);
     })()),
   );
+  /** The app's work after its answers, on the fixture's database handle, is over. */
+  const quiet = async () => {
+    if (state) await poolIdle(state.database.db.pool);
+  };
+  afterEach(async () => {
+    await quiet();
+    assertNothingPrinted('during the test');
+  });
   after(async () => {
     // A failing hook elsewhere can bring the end on while the start is still under way.
     await starting?.catch(() => {});
+    await quiet();
     if (state) await options.teardown?.(fixture);
     await server?.close();
     if (!state) return;
@@ -120,6 +150,7 @@ export function useFixture(options: FixtureOptions = {}): Fixture {
     } finally {
       await release();
     }
+    assertNothingPrinted('after the last test');
   });
   if (options.reset ?? true) beforeEach(() => ready().database.reset());
 

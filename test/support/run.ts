@@ -1,28 +1,37 @@
 /**
- * `npm test`: one PostgreSQL cluster for the whole run (with the migrated template), then `node --test` with
- * the arguments given and the cluster's address in MOVR_TEST_CLUSTER; the cluster stops however the run ends.
- * Node 20 has no --test-global-setup, hence this launcher.
+ * `npm test`: one PostgreSQL cluster for the whole run (with the migrated template) and one build of dist/ for the
+ * process tests, then `node --test` with the arguments given and the cluster's address in MOVR_TEST_CLUSTER; the
+ * cluster stops however the run ends. Node 20 has no --test-global-setup, hence this launcher.
  */
 import { spawn } from 'node:child_process';
+import { buildDist, DIST_ENV, typecheck } from './build.js';
 import { CLUSTER_ENV, startCluster } from './cluster.js';
 
-const args = process.argv.slice(2);
+// --typecheck (npm test): the typecheck runs while the cluster starts and dist/ builds; the run fails if it does.
+const checkTypes = process.argv.includes('--typecheck');
+const args = process.argv.slice(2).filter((arg) => arg !== '--typecheck');
 // Files that start real servers take longest: first, so that the run does not end waiting on one of them.
 const slow = (file: string) => /\/(browser|deploy|fleet|process)\//.test(file);
 const files = args.filter((arg) => !arg.startsWith('-'));
 const ordered = [...args.filter((arg) => arg.startsWith('-')), ...files.filter(slow), ...files.filter((file) => !slow(file))];
 
-const cluster = await startCluster({ handleSignals: false });
+const [cluster, ...prepared] = await Promise.allSettled([startCluster({ handleSignals: false }), buildDist(), checkTypes ? typecheck() : Promise.resolve()]);
+const reasons = [cluster, ...prepared].flatMap((result): unknown[] => (result.status === 'rejected' ? [result.reason] : []));
+if (cluster.status === 'rejected' || reasons.length > 0) {
+  if (cluster.status === 'fulfilled') await cluster.value.destroy();
+  for (const reason of reasons) console.error(reason instanceof Error ? reason.message : reason);
+  process.exit(1);
+}
 const runner = spawn(process.execPath, ['--import', 'tsx', '--test', ...ordered], {
   stdio: 'inherit',
-  env: { ...process.env, [CLUSTER_ENV]: cluster.adminUrl },
+  env: { ...process.env, [CLUSTER_ENV]: cluster.value.adminUrl, [DIST_ENV]: '1' },
 });
 
 let signalled = 0;
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.on(signal, () => {
     // The first signal lets the runner stop its files (whose hooks clean up); a second one stops everything now.
-    if (++signalled > 1) cluster.kill();
+    if (++signalled > 1) cluster.value.kill();
     runner.kill(signal);
   });
 }
@@ -31,5 +40,5 @@ const [code] = await new Promise<[number | null, NodeJS.Signals | null]>((resolv
   runner.once('exit', (exitCode, exitSignal) => resolve([exitCode, exitSignal]));
   runner.once('error', () => resolve([1, null]));
 });
-await cluster.destroy();
+await cluster.value.destroy();
 process.exitCode = code ?? 1;

@@ -2,10 +2,11 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
+import { ensureDist, ROOT, SERVER_JS } from './build.js';
 import { freePort, tempDir } from './cluster.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+/** The drain's grace in spawned servers: short, so each stop does not wait seconds; a test that needs the real one sets it. */
+export const TEST_GRACE_MS = 200;
 
 export interface ServerProcess {
   readonly child: ChildProcess;
@@ -17,20 +18,56 @@ export interface ServerProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+/** JSON log lines a server printed, parsed, with their message (`msg`). */
+export function logLines(server: Pick<ServerProcess, 'output'>): Array<Record<string, unknown> & { msg?: string; level?: number }> {
+  return server
+    .output()
+    .split('\n')
+    .flatMap((line) => {
+      if (!line.startsWith('{')) return [];
+      try {
+        return [JSON.parse(line) as Record<string, unknown>];
+      } catch {
+        return [];
+      }
+    });
+}
+
+/** The JSON log lines a server printed at level error or above (pino: 50 error, 60 fatal). */
+export function errorsLogged(server: Pick<ServerProcess, 'output'>): string[] {
+  return logLines(server)
+    .filter((line) => (line.level ?? 0) >= 50)
+    .map((line) => JSON.stringify(line));
+}
+
 /** A fresh data directory the `postgres` user can reach when the tests run as root. */
 export const freshDataDir = () => tempDir('movr-server-');
 
+/** This process's environment without what the test runner sets for its own children. */
+export function childEnvironment(): NodeJS.ProcessEnv {
+  const { NODE_TEST_CONTEXT: _runner, ...env } = process.env;
+  return env;
+}
+
 /**
- * Runs the real server (src/server.ts through tsx) as its own process group, like `npm start` in a terminal,
- * and waits until it prints its URL.
+ * Runs the real server (dist/server.js of `cwd`, built once per run; or `npm start` itself) as its own process
+ * group, like `npm start` in a terminal, and waits until it prints its URL.
  */
-export async function startServerProcess({ dataDir = freshDataDir(), env = {} }: { dataDir?: string; env?: Record<string, string> } = {}): Promise<ServerProcess> {
-  const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    cwd: ROOT,
+export async function startServerProcess({
+  dataDir = freshDataDir(),
+  env = {},
+  npmStart = false,
+  cwd = ROOT,
+}: { dataDir?: string; env?: Record<string, string | undefined>; npmStart?: boolean; cwd?: string } = {}): Promise<ServerProcess> {
+  await ensureDist();
+  const port = env.PORT ? Number(env.PORT) : await freePort();
+  const base = { NODE_ENV: 'development', MOVR_DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', DB_URI: '', METRICS_PORT: '0', SHUTDOWN_GRACE_MS: String(TEST_GRACE_MS) };
+  const child = spawn(npmStart ? 'npm' : process.execPath, npmStart ? ['start'] : [path.relative(ROOT, SERVER_JS)], {
+    cwd,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NODE_ENV: 'development', MOVR_DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', DB_URI: '', METRICS_PORT: '0', ...env },
+    // An undefined value removes the variable (e.g. so that a .env file may set it).
+    env: Object.fromEntries(Object.entries({ ...childEnvironment(), ...base, ...env }).filter(([, value]) => value !== undefined)),
   });
   let output = '';
   child.stdout!.on('data', (chunk) => (output += chunk));
@@ -49,7 +86,8 @@ export async function startServerProcess({ dataDir = freshDataDir(), env = {} }:
     }
     await sleep(50);
   }
-  return { child, url: `http://127.0.0.1:${port}`, dataDir, output: () => output, exited };
+  const host = (env.HOST ?? '127.0.0.1') === '0.0.0.0' ? '127.0.0.1' : (env.HOST ?? '127.0.0.1');
+  return { child, url: `http://${host}:${port}`, dataDir, output: () => output, exited };
 }
 
 export function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {

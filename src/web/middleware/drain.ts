@@ -35,9 +35,9 @@ const FINISH_MS = 5_000;
  * could drop a request already on the wire); every request received is answered before its connection closes.
  * Only a request still running FINISH_MS later is cut off.
  */
-export async function drainServer(server: Server, lifecycle: Lifecycle, logger: Logger): Promise<void> {
+export async function drainServer(server: Server, lifecycle: Lifecycle, logger: Logger, graceMs = GRACE_MS): Promise<void> {
   lifecycle.draining = true;
-  await sleep(GRACE_MS);
+  await sleep(graceMs);
   // net's close, not http's: http's would also drop every idle connection at once, including one accepted a moment
   // ago whose request is still on the wire. Idle ones are swept just after, as they become idle.
   const closed = new Promise<void>((resolve) => net.Server.prototype.close.call(server, () => resolve()));

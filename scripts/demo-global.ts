@@ -167,7 +167,7 @@ async function startInstance(region: Region, port: number, dbUri: string): Promi
   const logDir = path.join(config.dataDir, 'demo-global');
   mkdirSync(logDir, { recursive: true });
   const logFile = path.join(logDir, `${region}.log`);
-  const log = openSync(logFile, 'w');
+  const log = openSync(logFile, 'a');
   const child = spawn(process.execPath, [SERVER], {
     cwd: PROJECT_ROOT,
     stdio: ['ignore', log, log],
@@ -191,6 +191,9 @@ async function startInstance(region: Region, port: number, dbUri: string): Promi
     child.once('exit', (code, signal) => {
       instance.done = true;
       if (!stopping) console.error(`${region} exited (${signal ?? `code ${code}`}); the edge routes around it. Its log: ${logFile}`);
+      const at = instances.indexOf(instance);
+      // A drill restarts the region: the stopped instance leaves the list the shutdown walks.
+      if (!stopping && at >= 0) instances.splice(at, 1);
       resolve();
     }),
   );
@@ -217,7 +220,33 @@ function tail(file: string): string {
 async function main() {
   if (!existsSync(SERVER)) throw new Error(`${path.relative(process.cwd(), SERVER)} is missing: run \`npm run build\` first (npm run demo:global does).`);
   const routes = new Map<Region, string>();
-  edge = createEdge({ instances: routes, latency: args.latency, log: (line) => console.log(`edge  ${line}`) });
+  const instancePorts = new Map<Region, number>();
+  const uris = new Map<Region, string>();
+  edge = createEdge({
+    instances: routes,
+    latency: args.latency,
+    log: (line) => console.log(`edge  ${line}`),
+    lab: {
+      layouts: config.dbUri || perRegionUris.size ? [] : LAYOUTS,
+      layout: () => (embedded ? layout : undefined),
+      setLayout: (next) => {
+        layout = next;
+      },
+      tally: (region) => proxies.get(region)?.tally,
+      riderCity: (sid) => memory.sessions.get(sid)?.userCity,
+      takeDown: async (region) => {
+        const instance = instances.find((i) => i.region === region && !i.done);
+        if (!instance) return;
+        // As a rolling update or a zone failure drains it: /readyz 503, in-flight requests finish, then it exits.
+        instance.child.kill('SIGTERM');
+        await instance.exited;
+      },
+      bringUp: async (region) => {
+        if (instances.some((i) => i.region === region && !i.done)) return;
+        await startInstance(region, instancePorts.get(region)!, uris.get(region)!);
+      },
+    },
+  });
   await new Promise<void>((resolve, reject) => {
     edge!.server.once('error', (error: NodeJS.ErrnoException) =>
       reject(error.code === 'EADDRINUSE' ? new Error(`Port ${config.port} is in use; set PORT to another one.`) : error),
@@ -235,8 +264,8 @@ async function main() {
   if (stopping) return;
 
   const ports = await freePorts(REGION_NAMES.length * (embedded ? 2 : 1));
-  const uris = new Map<Region, string>();
   for (const [i, region] of REGION_NAMES.entries()) {
+    instancePorts.set(region, ports[i]!);
     if (!embedded) {
       // Against a real cluster each region's instance talks to its own region's node: no model, real latency.
       uris.set(region, perRegionUris.get(region) ?? dbUri);

@@ -17,6 +17,10 @@ export interface DbTally {
   dbMs: number;
   /** The part of dbMs the model added. */
   modelledMs: number;
+  /** Batches sent and not answered yet, on every connection. */
+  inFlight: number;
+  /** The latest answered batches that touched a table, oldest first, for attributing them to requests. */
+  recent: { arrived: number; done: number; statements: number; modelledMs: number }[];
 }
 
 export interface PgProxyOptions {
@@ -46,13 +50,14 @@ interface Batch {
 }
 
 export function createPgProxy({ region, upstream, layout, delay, memory, onStatement }: PgProxyOptions): PgProxy {
-  const tally: DbTally = { statements: 0, dbMs: 0, modelledMs: 0 };
+  const tally: DbTally = { statements: 0, dbMs: 0, modelledMs: 0, inFlight: 0, recent: [] };
   const sockets = new Set<Socket>();
 
   const server = createServer((client) => {
     const db = connect(upstream.port, upstream.host);
     sockets.add(client).add(db);
     const end = () => {
+      tally.inFlight -= waiting.splice(0).length;
       client.destroy();
       db.destroy();
       sockets.delete(client);
@@ -74,7 +79,10 @@ export function createPgProxy({ region, upstream, layout, delay, memory, onState
       const sent = batch;
       batch = { bytes: [], statements: 0, ms: 0 };
       const arrived = performance.now();
-      if (answered) waiting.push({ arrived, batch: sent });
+      if (answered) {
+        waiting.push({ arrived, batch: sent });
+        tally.inFlight += 1;
+      }
       chain = chain.then(async () => {
         if (sent.ms > 0 && delay()) await sleep(sent.ms);
         if (!db.destroyed) db.write(Buffer.concat(sent.bytes));
@@ -156,10 +164,15 @@ export function createPgProxy({ region, upstream, layout, delay, memory, onState
         if (answer.length < length) break;
         if (answer[0] === 0x5a) {
           const done = waiting.shift();
+          if (done) tally.inFlight -= 1;
           if (done && done.batch.statements > 0) {
+            const now = performance.now();
+            const modelledMs = delay() ? done.batch.ms : 0;
             tally.statements += done.batch.statements;
-            tally.dbMs += performance.now() - done.arrived;
-            if (delay()) tally.modelledMs += done.batch.ms;
+            tally.dbMs += now - done.arrived;
+            tally.modelledMs += modelledMs;
+            tally.recent.push({ arrived: done.arrived, done: now, statements: done.batch.statements, modelledMs });
+            if (tally.recent.length > 500) tally.recent.shift();
           }
         }
         answer = answer.subarray(length);

@@ -1,4 +1,5 @@
 import { randomBytes, randomInt } from 'node:crypto';
+import { type IncomingHttpHeaders, request as httpRequest } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type City, REGION_NAMES, type Region } from '../../src/regions.js';
 import { SERVE_COOKIE, LOCATION_COOKIE } from './cookies.js';
@@ -87,8 +88,7 @@ class Rider {
     private readonly hooks: LabHooks,
     city: City,
     region: Region,
-    /** A client address of its own, so that the lab's sign-ups count against no real client's limit. */
-    private readonly address = `198.18.${randomInt(256)}.${randomInt(1, 255)}`,
+    private readonly address = `127.${randomInt(1, 255)}.${randomInt(256)}.${randomInt(1, 255)}`,
   ) {
     this.cookies.set(LOCATION_COOKIE, encodeURIComponent(city));
     this.cookies.set(SERVE_COOKIE, region);
@@ -96,26 +96,37 @@ class Rider {
 
   async request(method: 'GET' | 'POST', path: string, fields?: Record<string, string>): Promise<Timed> {
     const started = performance.now();
-    const response = await fetch(`${this.base}${path}`, {
-      method,
-      redirect: 'manual',
-      headers: {
-        cookie: [...this.cookies].map(([name, value]) => `${name}=${value}`).join('; '),
-        'x-forwarded-for': this.address,
-        ...(fields && { 'content-type': 'application/x-www-form-urlencoded' }),
-      },
-      ...(fields && { body: new URLSearchParams(fields) }),
-      signal: AbortSignal.timeout(30_000),
+    const body = fields && new URLSearchParams(fields).toString();
+    const response = await new Promise<{ status: number; headers: IncomingHttpHeaders; text: string }>((resolve, reject) => {
+      const outgoing = httpRequest(`${this.base}${path}`, {
+        method,
+        // A loopback address of its own: the edge reports it as the client's, so the lab's sign-ups count against no real client's limit.
+        localAddress: this.address,
+        headers: {
+          cookie: [...this.cookies].map(([name, value]) => `${name}=${value}`).join('; '),
+          ...(body !== undefined && { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) }),
+        },
+        timeout: 30_000,
+      });
+      outgoing.on('timeout', () => outgoing.destroy(new Error(`${method} ${path} took over 30 s`)));
+      outgoing.on('error', reject);
+      outgoing.on('response', async (incoming) => {
+        let text = '';
+        incoming.setEncoding('utf8');
+        for await (const chunk of incoming) text += chunk;
+        resolve({ status: incoming.statusCode ?? 0, headers: incoming.headers, text });
+      });
+      outgoing.end(body);
     });
-    const text = await response.text();
+    const text = response.text;
     const answered = performance.now();
-    for (const set of response.headers.getSetCookie()) {
+    for (const set of response.headers['set-cookie'] ?? []) {
       const pair = set.split(';')[0]!;
       const at = pair.indexOf('=');
       if (/;\s*max-age=0/i.test(set) || /expires=thu, 01 jan 1970/i.test(set)) this.cookies.delete(pair.slice(0, at));
       else this.cookies.set(pair.slice(0, at), pair.slice(at + 1));
     }
-    const timing = response.headers.get('server-timing') ?? '';
+    const timing = String(response.headers['server-timing'] ?? '');
     const entry = (name: string) => Number(timing.match(new RegExp(`(?:^|,)\\s*${name};[^,]*?dur=([\\d.]+)`))?.[1] ?? 0);
     const servedBy = timing.match(/region;desc="([^"]+)"/)?.[1] ?? 'none';
     // The batches the serving region's proxy received while the request was open are its statements (the lab
@@ -124,13 +135,31 @@ class Rider {
     let dbMs = entry('db');
     let statements: number | undefined;
     if (tally) {
-      const deadline = performance.now() + 2000;
-      while (REGION_NAMES.some((r) => (this.hooks.tally(r)?.inFlight ?? 0) > 0) && performance.now() < deadline) await sleep(5);
-      const batches = tally.recent.filter((b) => b.arrived >= started && b.arrived <= answered);
+      await this.quiet();
+      const batches = tally.recent.filter((b) => b.arrived >= started && b.arrived <= answered).sort((a, b) => a.arrived - b.arrived);
       statements = batches.reduce((sum, b) => sum + b.statements, 0);
-      dbMs = batches.reduce((sum, b) => sum + (Math.min(b.done, answered) - b.arrived), 0);
+      // The union of the batches' spans: the app may wait on two connections at once.
+      dbMs = 0;
+      let reached = started;
+      for (const batch of batches) {
+        const from = Math.max(batch.arrived, reached);
+        const to = Math.min(batch.done, answered);
+        if (to > from) dbMs += to - from;
+        reached = Math.max(reached, to);
+      }
     }
-    return { status: response.status, location: response.headers.get('location'), text, totalMs: answered - started, clientMs: entry('client'), dbMs, statements, servedBy };
+    return { status: response.status, location: response.headers.location ?? null, text, totalMs: answered - started, clientMs: entry('client'), dbMs, statements, servedBy };
+  }
+
+  /** Waits until no proxy has a statement in flight or has had one for a moment: the app's work after its answer. */
+  private async quiet() {
+    const deadline = performance.now() + 3000;
+    const lastArrival = () => Math.max(0, ...REGION_NAMES.map((r) => this.hooks.tally(r)?.recent.at(-1)?.done ?? 0));
+    while (performance.now() < deadline) {
+      const busy = REGION_NAMES.some((r) => (this.hooks.tally(r)?.inFlight ?? 0) > 0);
+      if (!busy && performance.now() - lastArrival() > 30) return;
+      await sleep(10);
+    }
   }
 
   async post(path: string, page: { text: string }, fields: Record<string, string> = {}) {

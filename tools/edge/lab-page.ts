@@ -109,7 +109,7 @@ ${operationChoices}
 <h2>Region outage drill</h2>
 <p>Take a region down: the edge stops routing to it and its instance stops; its riders are served by the next
 nearest region, still logged in. Run the lab meanwhile to see the cost, then bring it back.</p>
-<div class="scroll"><table>
+<div class="scroll" tabindex="0" role="region" aria-label="Regions"><table>
 <thead><tr><th scope="col">region</th><th scope="col">name</th><th scope="col">state</th><th scope="col">drill</th></tr></thead>
 <tbody>
 ${regionRows}
@@ -143,7 +143,7 @@ ${errors.map((s) => `<p class="problem">${escape(`${s.region} ${s.layout} ${OPER
 <ul class="legend" aria-label="Legend">${PARTS.map((p) => `<li><span class="swatch" style="background:${p.colour}"></span>${escape(p.label)}</li>`).join('')}<li>left bar p50, right bar p95</li></ul>
 ${charts}
 <h3>Table</h3>
-<div class="scroll"><table id="lab-table">
+<div class="scroll" tabindex="0" role="region" aria-label="The lab's table"><table id="lab-table">
 <thead><tr>${TABLE_COLUMNS.map((c) => `<th scope="col">${escape(c)}</th>`).join('')}</tr></thead>
 <tbody>
 ${rows.map((row) => `<tr data-operation="${row.operation}" data-region="${row.region}" data-layout="${escape(row.layout)}">${tableRow(row).map((cell) => `<td>${escape(cell)}</td>`).join('')}</tr>`).join('\n')}

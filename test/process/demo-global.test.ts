@@ -315,8 +315,14 @@ describe('npm run demo:global -- --latency: the latency lab and the outage drill
     await page.setViewportSize({ width: 1280, height: 900 });
     const docs = process.env.UPDATE_SCREENSHOTS === '1' ? path.join(ROOT, 'docs', 'screenshots') : path.join(ROOT, 'test-output', 'screenshots');
     mkdirSync(docs, { recursive: true });
-    await page.locator('h3').first().evaluate((h) => h.scrollIntoView());
+    await page.locator('#results').evaluate((h) => h.scrollIntoView());
     await page.screenshot({ path: path.join(docs, 'latency-lab.png'), clip: { x: 0, y: 0, width: 1280, height: 900 } });
+
+    // Every page of the app carries the strip: where it was served (a browser that never travelled is in New York), and this page's time per part.
+    await page.goto(`${demo.url}/login`);
+    const strip = page.getByRole('complementary', { name: 'Where you are served' });
+    assert.match(await strip.innerText(), /Served by gcp-us-east1 .*client ↔ region 0 ms, app \d+ ms, database \d+ ms/s);
+    await audit(page, '/login with the strip');
     await page.close();
   });
 

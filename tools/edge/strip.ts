@@ -38,10 +38,12 @@ export function strip(state: StripState): string {
   }" href="/_edge">travel</a> · <a class="${state.downNearest ? 'link-dark' : 'link-light'}" href="/_edge/lab">latency lab</a></p></aside>`;
 }
 
-/** The page with the strip right after its body tag; unchanged when it has none. */
+/** The page with the strip at the top of its body, after a skip link (which must stay first); unchanged without a body. */
 export function injectStrip(html: string, stripHtml: string): string {
   const body = html.match(/<body[^>]*>/i);
   if (!body || body.index === undefined) return html;
-  const at = body.index + body[0].length;
+  let at = body.index + body[0].length;
+  const skipLink = html.slice(at).match(/^\s*<a\b[^>]*href="#[^"]*"[^>]*>[\s\S]*?<\/a>/i);
+  if (skipLink) at += skipLink[0].length;
   return html.slice(0, at) + stripHtml + html.slice(at);
 }

@@ -8,7 +8,7 @@ import { Lab, type LabHooks, type LabLayout, type LabRequest, OPERATIONS, type O
 import { labPage } from './lab-page.js';
 import { LAYOUTS } from './latency-model.js';
 import { edgePage } from './page.js';
-import { SESSION_COOKIE } from '../../src/web/session.js';
+import { SESSION_COOKIE } from '../../src/web/middleware/session.js';
 import { injectStrip, strip } from './strip.js';
 
 /**

@@ -1,11 +1,12 @@
-import { cockroachSchema } from '../../src/db/cockroach-ddl.js';
+import { TABLES as SCHEMA, type TableDef } from '../../src/db/schema.js';
 import { type City, parseCity, type Region, REGION_NAMES, regionOf } from '../../src/regions.js';
 import { roundTripMs } from './geography.js';
 
 /**
  * Where the database's rows live, and what each statement an instance sends would wait for them on CockroachDB,
- * under three layouts. The facts come from the DDL generator that writes dbinit.sql and dbinit-multiregion.sql
- * (which tables belong to a city, their unique constraints and foreign keys) and from src/regions.ts; the round
+ * under three layouts. The facts come from the schema description the DDL generator writes dbinit.sql and
+ * dbinit-multiregion.sql from (src/db/schema.ts: which tables belong to a city, their unique constraints and
+ * foreign keys) and from src/regions.ts; the round
  * trips are those of `cockroach demo --global` (geography.ts). One round trip per access to a remote region;
  * fan-outs (a row whose region is unknown, a uniqueness check) wait for the farthest region.
  */
@@ -23,7 +24,7 @@ export const LAYOUT_LABELS: Record<Layout, string> = {
 export const HOME_REGION: Region = REGION_NAMES[0];
 
 /**
- * The tables of no city, as the DDL generator's comments place them (src/db/cockroach-ddl.ts, tableComment):
+ * The tables of no city, as the DDL generator places them (tools/cockroach-ddl/ddl.ts, tableComment):
  * dbinit.sql gives sessions global reads and leaves the others in the default zone; dbinit-multiregion.sql makes
  * sessions and rate_limits REGIONAL BY ROW homed where they were first written, and schema_info GLOBAL.
  */
@@ -33,9 +34,9 @@ const CITYLESS: Record<string, { partitioned: 'global' | 'default'; multiRegion:
   schema_info: { partitioned: 'default', multiRegion: 'global' },
 };
 
-const TABLES = new Map(cockroachSchema().tables.map((table) => [table.name, table]));
-for (const table of TABLES.values()) {
-  if (!table.byCity && !CITYLESS[table.name]) throw new Error(`latency model: no locality for table ${table.name}; add it to CITYLESS`);
+const TABLES = new Map<string, TableDef>(Object.entries(SCHEMA));
+for (const [name, table] of TABLES) {
+  if (!table.byCity && !CITYLESS[name]) throw new Error(`latency model: no locality for table ${name}; add it to CITYLESS`);
 }
 
 /** What the model reads from one statement: its kind, the tables it touches, and values bound to columns. */
@@ -116,19 +117,20 @@ function costOf(layout: Layout, gateway: Region, statement: Statement, memory: R
       // The session read joins the rider's rows by the session's user_city, which the model learnt at log-in.
       const city = cityOf(statement) ?? (statement.tables.includes('sessions') ? session?.userCity : undefined) ?? (username ? memory.usernames.get(username) : undefined);
       const home = city ? regionOf(city) : undefined;
-      const uniqueUsed = table.uniques.some((u) => u.columns.every((c) => statement.values.has(c)));
-      if (layout === 'partitioned' && (uniqueUsed || (inserts(name) && table.uniques.length))) {
+      const uniques = table.uniques ?? [];
+      const uniqueUsed = uniques.some((u) => u.columns.every((c) => statement.values.has(c)));
+      if (layout === 'partitioned' && (uniqueUsed || (inserts(name) && uniques.length))) {
         // dbinit.sql leaves a UNIQUE index of a city table (usernames) unpartitioned, in the default zone.
         add(HOME_REGION, `${name} unique index in the default zone (${HOME_REGION})`, roundTripMs(gateway, HOME_REGION));
       }
-      if (layout === 'multi-region' && inserts(name) && table.uniques.length) {
-        every(`${name} unique ${table.uniques.map((u) => u.columns.join('+')).join(', ')} checked in every region`);
+      if (layout === 'multi-region' && inserts(name) && uniques.length) {
+        every(`${name} unique ${uniques.map((u) => u.columns.join('+')).join(', ')} checked in every region`);
       }
       if (!home) every(`${name} of an unknown city`);
       else if (layout === 'multi-region' && uniqueUsed && !cityOf(statement) && home !== gateway) every(`${name} by unique key: not here, so every region`);
       else add(home, `${name} of ${city}`, roundTripMs(gateway, home));
       if (inserts(name)) {
-        for (const fk of table.foreignKeys) {
+        for (const fk of table.foreignKeys ?? []) {
           const fkCity = parseCity(str(statement.values.get(fk.columns[0]!)));
           if (fkCity) add(regionOf(fkCity), `foreign key check on ${fk.table} of ${fkCity}`, roundTripMs(gateway, regionOf(fkCity)));
         }

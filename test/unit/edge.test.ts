@@ -123,15 +123,17 @@ describe('the edge', () => {
     const pinned = `${paris}; ${await travel(slowUrl, { serve: 'gcp-us-west1' })}`;
     let started = performance.now();
     const far = await through(slowUrl, '/', { headers: { cookie: pinned } });
+    const farMs = performance.now() - started;
     assert.equal(far.echo.region, 'gcp-us-west1');
-    assert.ok(performance.now() - started >= roundTripMs('gcp-europe-west1', 'gcp-us-west1'));
+    assert.ok(farMs >= roundTripMs('gcp-europe-west1', 'gcp-us-west1'));
     assert.match(far.response.headers.get('server-timing')!, /client;desc="client to region";dur=146$/);
     started = performance.now();
     const near = await through(slowUrl, '/', { headers: { cookie: paris } });
     const nearMs = performance.now() - started;
     assert.equal(near.echo.region, 'gcp-europe-west1');
     assert.match(near.response.headers.get('server-timing')!, /client;desc="client to region";dur=0$/, 'nothing added');
-    assert.ok(nearMs < roundTripMs('gcp-europe-west1', 'gcp-us-east1'), `served locally in ${nearMs} ms, less than any round trip`);
+    // Relative, not absolute: on a loaded machine a local request may itself take a while, but not the ocean's 146 ms more.
+    assert.ok(nearMs < farMs, `served locally in ${nearMs} ms, sooner than from Oregon in ${farMs} ms`);
     const page = await (await fetch(`${slowUrl}/_edge`, { headers: { cookie: pinned } })).text();
     assert.match(page, /You are in <strong>Paris<\/strong>\. Served by <strong>gcp-us-west1 .*adds 146 ms/);
   });

@@ -10,6 +10,8 @@ import { type EmbeddedPostgres, startEmbeddedPostgres } from '../src/db/embedded
 import { prepareSchema } from '../src/db/migrate.js';
 import { createEdge, DEFAULT_LOCATION, type Edge } from '../tools/edge/edge.js';
 import { describeLocation } from '../tools/edge/geography.js';
+import { LAYOUTS, type Layout, RowMemory } from '../tools/edge/latency-model.js';
+import { createPgProxy, type PgProxy } from '../tools/edge/pg-proxy.js';
 import { freePorts } from '../tools/edge/ports.js';
 import { createLogger } from '../src/logger.js';
 import { type DemoLogin, loadDemoData } from '../src/movr/demo-data.js';
@@ -29,11 +31,50 @@ const SERVER = path.join(PROJECT_ROOT, 'dist/server.js');
 const INSTANCES_DEADLINE_MS = 8_500;
 const FORCED_EXIT_MS = 9_700;
 
-const { values: args } = parseArgs({ options: { latency: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } } });
+const { values: args } = parseArgs({
+  options: {
+    latency: { type: 'boolean', default: false },
+    explain: { type: 'boolean', default: false },
+    layout: { type: 'string', default: 'partitioned' },
+    'db-uri': { type: 'string', multiple: true, default: [] },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
 if (args.help) {
-  console.log('npm run demo:global [-- --latency]\n  --latency  add the round trip between your region and the serving region to each request');
+  console.log(
+    'npm run demo:global [-- --latency] [--layout single-region|partitioned|multi-region] [--db-uri region=url ...]\n' +
+      '  --latency  add the round trip between your region and the serving region to each request, and between\n' +
+      "             each instance's region and the rows its statements touch (embedded database only)\n" +
+      '  --explain  print each statement the model costs, with where its rows are\n' +
+      '  --layout   where the model puts the rows at start (the lab at /_edge/lab switches it); default partitioned\n' +
+      "  --db-uri   region=url: that region's instance connects to its own CockroachDB node (also DB_URI_GCP_US_EAST1, ...)",
+  );
   process.exit(0);
 }
+if (!(LAYOUTS as readonly string[]).includes(args.layout)) {
+  console.error(`--layout must be one of ${LAYOUTS.join(', ')}`);
+  process.exit(64); // EX_USAGE
+}
+
+/** Each region's own database URL: --db-uri region=url, else DB_URI_<REGION> (gcp-us-east1 → DB_URI_GCP_US_EAST1). */
+function regionUris(): Map<Region, string> {
+  const uris = new Map<Region, string>();
+  for (const region of REGION_NAMES) {
+    const value = process.env[`DB_URI_${region.toUpperCase().replaceAll('-', '_')}`];
+    if (value) uris.set(region, value);
+  }
+  for (const pair of args['db-uri']) {
+    const at = pair.indexOf('=');
+    const region = REGION_NAMES.find((r) => r === pair.slice(0, at));
+    if (!region) {
+      console.error(`--db-uri ${pair}: expected region=url with a region among ${REGION_NAMES.join(', ')}`);
+      process.exit(64);
+    }
+    uris.set(region, pair.slice(at + 1));
+  }
+  return uris;
+}
+const perRegionUris = regionUris();
 
 interface Instance {
   region: Region;
@@ -58,6 +99,9 @@ const logger = createLogger({ ...config, logLevel: 'warn' });
 const instances: Instance[] = [];
 let embedded: EmbeddedPostgres | undefined;
 let edge: Edge | undefined;
+const proxies = new Map<Region, PgProxy>();
+let layout: Layout = args.layout as Layout;
+const memory = new RowMemory();
 let stopping: Promise<void> | undefined;
 
 function stop(reason: string, exitCode = 0): Promise<void> {
@@ -85,6 +129,7 @@ function stop(reason: string, exitCode = 0): Promise<void> {
     }
     edge?.server.closeAllConnections();
     await edgeClosed;
+    await Promise.all([...proxies.values()].map((proxy) => proxy.close()));
     await embedded?.stop().catch((error: Error) => console.error(`stopping the database failed: ${error.message}`));
     console.log('Stopped.');
     process.exit(exitCode);
@@ -122,7 +167,7 @@ async function startInstance(region: Region, port: number, dbUri: string): Promi
   const logDir = path.join(config.dataDir, 'demo-global');
   mkdirSync(logDir, { recursive: true });
   const logFile = path.join(logDir, `${region}.log`);
-  const log = openSync(logFile, 'w');
+  const log = openSync(logFile, 'a');
   const child = spawn(process.execPath, [SERVER], {
     cwd: PROJECT_ROOT,
     stdio: ['ignore', log, log],
@@ -146,6 +191,9 @@ async function startInstance(region: Region, port: number, dbUri: string): Promi
     child.once('exit', (code, signal) => {
       instance.done = true;
       if (!stopping) console.error(`${region} exited (${signal ?? `code ${code}`}); the edge routes around it. Its log: ${logFile}`);
+      const at = instances.indexOf(instance);
+      // A drill restarts the region: the stopped instance leaves the list the shutdown walks.
+      if (!stopping && at >= 0) instances.splice(at, 1);
       resolve();
     }),
   );
@@ -172,7 +220,33 @@ function tail(file: string): string {
 async function main() {
   if (!existsSync(SERVER)) throw new Error(`${path.relative(process.cwd(), SERVER)} is missing: run \`npm run build\` first (npm run demo:global does).`);
   const routes = new Map<Region, string>();
-  edge = createEdge({ instances: routes, latency: args.latency, log: (line) => console.log(`edge  ${line}`) });
+  const instancePorts = new Map<Region, number>();
+  const uris = new Map<Region, string>();
+  edge = createEdge({
+    instances: routes,
+    latency: args.latency,
+    log: (line) => console.log(`edge  ${line}`),
+    lab: {
+      layouts: config.dbUri || perRegionUris.size ? [] : LAYOUTS,
+      layout: () => (embedded ? layout : undefined),
+      setLayout: (next) => {
+        layout = next;
+      },
+      tally: (region) => proxies.get(region)?.tally,
+      riderCity: (sid) => memory.sessions.get(sid)?.userCity,
+      takeDown: async (region) => {
+        const instance = instances.find((i) => i.region === region && !i.done);
+        if (!instance) return;
+        // As a rolling update or a zone failure drains it: /readyz 503, in-flight requests finish, then it exits.
+        instance.child.kill('SIGTERM');
+        await instance.exited;
+      },
+      bringUp: async (region) => {
+        if (instances.some((i) => i.region === region && !i.done)) return;
+        await startInstance(region, instancePorts.get(region)!, uris.get(region)!);
+      },
+    },
+  });
   await new Promise<void>((resolve, reject) => {
     edge!.server.once('error', (error: NodeJS.ErrnoException) =>
       reject(error.code === 'EADDRINUSE' ? new Error(`Port ${config.port} is in use; set PORT to another one.`) : error),
@@ -180,7 +254,8 @@ async function main() {
     edge!.server.listen(config.port, config.host, resolve);
   });
 
-  let dbUri = config.dbUri;
+  let dbUri = perRegionUris.get(REGION_NAMES[0]) ?? config.dbUri;
+  if (!dbUri && perRegionUris.size) throw new Error(`--db-uri or DB_URI_* names some regions but not ${REGION_NAMES[0]}; set DB_URI for the rest.`);
   if (!dbUri) {
     embedded = await startEmbeddedPostgres({ dataDir: config.dataDir, logger });
     dbUri = embedded.connectionString;
@@ -188,8 +263,31 @@ async function main() {
   const login = await demoLogin(dbUri);
   if (stopping) return;
 
-  const ports = await freePorts(REGION_NAMES.length);
-  const started = await Promise.allSettled(REGION_NAMES.map((region, i) => startInstance(region, ports[i]!, dbUri)));
+  const ports = await freePorts(REGION_NAMES.length * (embedded ? 2 : 1));
+  for (const [i, region] of REGION_NAMES.entries()) {
+    instancePorts.set(region, ports[i]!);
+    if (!embedded) {
+      // Against a real cluster each region's instance talks to its own region's node: no model, real latency.
+      uris.set(region, perRegionUris.get(region) ?? dbUri);
+      continue;
+    }
+    // Against the embedded database each instance talks through its region's proxy, which models the distance.
+    const target = new URL(dbUri);
+    const proxy = createPgProxy({
+      region,
+      upstream: { host: target.hostname, port: Number(target.port) },
+      layout: () => layout,
+      delay: () => args.latency,
+      memory,
+      ...(args.explain && { onStatement: (r, text, cost) => console.log(`db    ${r} ${layout} ${cost.ms} ms  ${text.replace(/\s+/g, ' ').slice(0, 140)}\n        ${cost.why.join('; ')}`) }),
+    });
+    const proxyPort = ports[REGION_NAMES.length + i]!;
+    await new Promise<void>((resolve, reject) => proxy.server.once('error', reject).listen(proxyPort, '127.0.0.1', resolve));
+    proxies.set(region, proxy);
+    target.port = String(proxyPort);
+    uris.set(region, target.toString());
+  }
+  const started = await Promise.allSettled(REGION_NAMES.map((region, i) => startInstance(region, ports[i]!, uris.get(region)!)));
   const failed = started.find((result) => result.status === 'rejected');
   if (failed) throw failed.reason;
   if (stopping) return;
@@ -197,7 +295,10 @@ async function main() {
 
   const shownHost = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
   const url = `http://${shownHost}:${config.port}`;
-  const database = embedded ? `embedded PostgreSQL on 127.0.0.1:${embedded.port} (data in ${config.dataDir})` : `DB_URI (${new URL(dbUri).host})`;
+  const database = embedded
+    ? `embedded PostgreSQL on 127.0.0.1:${embedded.port} (data in ${config.dataDir}), reached through one proxy per region` +
+      (args.latency ? ` that models the distance to the rows (layout ${layout}; switch it at ${url}/_edge/lab)` : '')
+    : [...new Set(uris.values())].map((uri) => new URL(uri).host).join(', ');
   console.log(`\nMovR across regions is running at ${url}`);
   if (login) console.log(`Demo login: username "${login.username}", password "${login.password}"`);
   console.log(`\nDatabase: ${database}`);

@@ -1,11 +1,14 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { type Browser as PlaywrightBrowser, chromium, type Page } from 'playwright-core';
+import { freePorts } from '../../tools/edge/ports.js';
+import { findChromium } from '../support/chromium.js';
 import { freePort } from '../support/cluster.js';
 import { embeddedConnectionString, freshDataDir, killGroup, postmasterPid } from '../support/server-process.js';
 
@@ -24,9 +27,9 @@ const started: Demo[] = [];
 const dataDir = freshDataDir();
 
 /** `npm run demo:global` without npm: the launcher in its own process group, as in a terminal. */
-async function startDemo(): Promise<Demo> {
-  const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/demo-global.ts'], {
+async function startDemo(args: string[] = [], port?: number): Promise<Demo> {
+  port ??= await freePort();
+  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/demo-global.ts', ...args], {
     cwd: ROOT,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -210,5 +213,184 @@ describe('npm run demo:global', () => {
     killGroup(again.child, 'SIGTERM');
     assert.equal((await again.exited).code, 0);
     assert.ok(await waitForPostmasterGone(2000));
+  });
+});
+
+/** The lab's table, read from the page: one row per operation, region and layout. */
+async function labTable(page: Page): Promise<Map<string, Record<string, string>>> {
+  const rows = await page.locator('#lab-table').evaluate((table) => {
+    const head = [...table.querySelectorAll('thead th')].map((th) => th.textContent ?? '');
+    return [...table.querySelectorAll('tbody tr')].map((tr) => {
+      const cells = [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '');
+      return Object.fromEntries(head.map((name, i) => [name, cells[i] ?? '']));
+    });
+  });
+  return new Map(rows.map((row) => [`${row.operation} ${row.region} ${row.layout}`, row]));
+}
+
+const AXE_SOURCE = readFileSync(path.join(ROOT, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
+
+async function audit(page: Page, label: string) {
+  for (const width of [390, 1280]) {
+    await page.setViewportSize({ width, height: 900 });
+    if (!(await page.evaluate('typeof window.axe === "object"'))) await page.evaluate(AXE_SOURCE);
+    const violations = await page.evaluate<string[]>(`
+      axe.run(document, { resultTypes: ['violations'] }).then((result) =>
+        result.violations.map((v) => v.id + ': ' + v.help + ' at ' + v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')))`);
+    assert.deepEqual(violations, [], `axe-core on ${label} at ${width}px`);
+    const overflow = await page.evaluate('document.documentElement.scrollWidth - document.documentElement.clientWidth');
+    assert.equal(overflow, 0, `${label} fits ${width}px without scrolling sideways`);
+  }
+}
+
+describe('npm run demo:global -- --latency: the latency lab and the outage drill', () => {
+  let demo: Demo;
+  let browser: PlaywrightBrowser | undefined;
+
+  before(async () => {
+    // An OS-given port, above 32767: the instances' ports come from the OS too.
+    const [port] = await freePorts(1);
+    assert.ok(port! > 32_767 || process.platform !== 'linux', `port ${port}`);
+    demo = await startDemo(['--latency'], port);
+    browser = await chromium.launch({ executablePath: findChromium(), args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'] });
+  });
+  after(async () => {
+    await browser?.close();
+    killGroup(demo.child, 'SIGTERM');
+    await demo.exited;
+  });
+
+  test('when a Paris rider runs the lab, then the page shows the database distance each layout costs', async (t) => {
+    const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${demo.url}/_edge/lab`);
+    await audit(page, '/_edge/lab before a run');
+    await page.getByLabel("Rider's city").selectOption('paris');
+    for (const layout of ['single-region', 'partitioned', 'multi-region']) await page.locator(`input[name="layout"][value="${layout}"]`).check();
+    await page.locator('input[name="operation"][value="signup"]').check();
+    await page.locator('input[name="operation"][value="login"]').uncheck();
+    await page.locator('input[name="operation"][value="vehicles"]').check();
+    await page.getByLabel('Samples per operation').fill('2');
+    const started = Date.now();
+    // The lab answers once every sample has run.
+    page.setDefaultTimeout(240_000);
+    await Promise.all([page.waitForURL(/\/_edge\/lab\?run=\d+/, { timeout: 240_000 }), page.getByRole('button', { name: 'Run the lab' }).click()]);
+    t.diagnostic(`the lab ran in ${Date.now() - started} ms`);
+    assert.equal(await page.locator('.problem').count(), 0, await page.locator('main').innerText());
+    const table = await labTable(page);
+    const row = (operation: string, region: string, layout: string) => {
+      const found = table.get(`${operation} ${region} ${layout}`);
+      assert.ok(found, `a row for ${operation} ${region} ${layout}`);
+      return { total: Number(found['p50 total ms']), client: Number(found['p50 client ms']), db: Number(found['p50 db ms']), statements: Number(found.statements), servedBy: found['served by'] };
+    };
+
+    // Through Europe, single-region sends every statement across the Atlantic; partitioned keeps a Paris rider's rows home.
+    const single = row('browse vehicles', 'gcp-europe-west1', 'single-region');
+    const partitioned = row('browse vehicles', 'gcp-europe-west1', 'partitioned');
+    t.diagnostic(`browse vehicles through gcp-europe-west1: single-region ${single.total} ms, partitioned ${partitioned.total} ms, ${single.statements} statements`);
+    assert.ok(single.statements >= 1);
+    assert.ok(single.total - partitioned.total >= single.statements * 64, `${single.total} - ${partitioned.total} >= ${single.statements} × 64`);
+
+    // Through Oregon, the client's own round trip from Paris.
+    const west = row('browse vehicles', 'gcp-us-west1', 'partitioned');
+    assert.equal(west.servedBy, 'gcp-us-west1');
+    assert.equal(west.client, 146);
+    assert.ok(west.total >= 146);
+
+    // Multi-region: a new username is checked in every region (146 ms from Europe at the farthest); browsing stays home.
+    const signUp = row('sign up', 'gcp-europe-west1', 'multi-region');
+    const browse = row('browse vehicles', 'gcp-europe-west1', 'multi-region');
+    t.diagnostic(`multi-region through gcp-europe-west1: sign up db ${signUp.db} ms, browse vehicles db ${browse.db} ms`);
+    assert.ok(signUp.db >= 146, `sign-up database time ${signUp.db} ms includes a cross-region uniqueness check`);
+    assert.ok(browse.db < 64, `vehicles page database time ${browse.db} ms crosses no region`);
+
+    // The chart is on the page, one per operation and region, and the table downloads as CSV.
+    assert.equal(await page.locator('figure svg[role="img"]').count(), 6);
+    const csvHref = await page.getByRole('link', { name: /Download the table as CSV/ }).getAttribute('href');
+    const csv = await fetch(new URL(csvHref!, demo.url));
+    assert.match(csv.headers.get('content-type')!, /^text\/csv/);
+    const lines = (await csv.text()).trimEnd().split('\r\n');
+    assert.equal(lines.length, 1 + 2 * 3 * 3);
+    assert.match(lines[0]!, /^"city","operation","region","layout"/);
+    await audit(page, '/_edge/lab with a run');
+    await page.setViewportSize({ width: 1280, height: 900 });
+    const docs = process.env.UPDATE_SCREENSHOTS === '1' ? path.join(ROOT, 'docs', 'screenshots') : path.join(ROOT, 'test-output', 'screenshots');
+    mkdirSync(docs, { recursive: true });
+    await page.locator('#results').evaluate((h) => h.scrollIntoView());
+    await page.screenshot({ path: path.join(docs, 'latency-lab.png'), clip: { x: 0, y: 0, width: 1280, height: 900 } });
+
+    // Every page of the app carries the strip: where it was served (a browser that never travelled is in New York), and this page's time per part.
+    await page.goto(`${demo.url}/login`);
+    const strip = page.getByRole('complementary', { name: 'Where you are served' });
+    assert.match(await strip.innerText(), /Served by gcp-us-east1 .*client ↔ region 0 ms, app \d+ ms, database \d+ ms/s);
+    await audit(page, '/login with the strip');
+    await page.close();
+  });
+
+  test('when Europe goes down and comes back during a loop of rides, then no ride is lost or doubled and the rider stays logged in', async (t) => {
+    const db = new pg.Client({ connectionString: embeddedConnectionString(dataDir) });
+    await db.connect();
+    t.after(() => db.end());
+    const since = (await db.query<{ now: Date }>('SELECT now()')).rows[0]!.now;
+    const rider = new Browser(demo.url);
+    await rider.travel('paris');
+    const loginPage = await rider.get('/login');
+    assert.equal((await rider.post('/login', loginPage, demo.login)).location, '/vehicles');
+    const seen = { regions: new Set<string>(), notices: 0, rides: [] as string[] };
+    const check = (response: { status: number; location: string | null; text: string; region: string | undefined }, what: string) => {
+      assert.ok(response.status < 500, `${what}: ${response.status} ${response.text.slice(0, 200)}`);
+      assert.notEqual(response.location, '/login', `${what}: sent to log in`);
+      assert.ok(!response.text.includes('name="password"'), `${what}: the log-in page`);
+      if (response.region) seen.regions.add(response.region);
+      if (response.text.includes('is down: you are served by')) seen.notices += 1;
+      return response;
+    };
+    const ride = async () => {
+      const vehicles = check(await rider.get('/vehicles'), 'vehicles');
+      const vehicleId = vehicles.text.match(/action="\/rides\/start\/([\w-]+)"/)?.[1];
+      assert.ok(vehicleId, 'a vehicle to ride in Paris');
+      check(await rider.post(`/rides/start/${vehicleId}`, vehicles), 'start');
+      const rides = check(await rider.get('/rides'), 'rides');
+      const rideId = rides.text.match(/action="\/rides\/end\/([\w-]+)"/)?.[1];
+      assert.ok(rideId, 'the ride started');
+      seen.rides.push(rideId);
+      check(await rider.post(`/rides/end/${rideId}`, rides, { location: 'Place de la Concorde' }), 'end');
+    };
+    const drill = (action: 'down' | 'up') =>
+      fetch(`${demo.url}/_edge/lab/drill`, { method: 'POST', body: new URLSearchParams({ region: 'gcp-europe-west1', action }), redirect: 'manual' }).then((r) => {
+        assert.equal(r.status, 303, `drill ${action}`);
+      });
+
+    await ride();
+    assert.deepEqual([...seen.regions], ['gcp-europe-west1']);
+    // The region goes down while rides go on, and comes back while they still go on.
+    let down = false;
+    const drillDone = (async () => {
+      await drill('down');
+      down = true;
+      await sleep(1500);
+      await drill('up');
+    })();
+    let during = 0;
+    while (!down) {
+      await ride();
+      during += 1;
+    }
+    let racing = true;
+    void drillDone.finally(() => (racing = false));
+    while (racing) await ride();
+    await drillDone;
+    await ride();
+    const last = check(await rider.get('/vehicles'), 'after');
+    t.diagnostic(`${seen.rides.length} rides, ${during} while going down, served by ${[...seen.regions].join(', ')}, ${seen.notices} pages with the notice`);
+    assert.equal(last.region, 'gcp-europe-west1', 'routing returns to Europe');
+    assert.ok(seen.regions.has('gcp-us-east1'), 'served by the next nearest region meanwhile');
+    assert.ok(seen.notices > 0, 'the rider saw the notice');
+
+    const { rows } = await db.query<{ id: string; ended: boolean }>(
+      'SELECT r.id, r.end_time IS NOT NULL AS ended FROM rides r JOIN users u ON u.city = r.rider_city AND u.id = r.rider_id WHERE u.username = $1 AND r.start_time >= $2',
+      [demo.login.username, since],
+    );
+    assert.deepEqual(rows.map((r) => r.id).sort(), [...seen.rides].sort(), 'each ride started once: none lost, none doubled');
+    assert.ok(rows.every((r) => r.ended), 'every ride ended once');
   });
 });

@@ -58,7 +58,7 @@ table { border-collapse: collapse; width: 100%; } td, th { text-align: left; pad
 where you are with <code>X-City</code> and <code>X-City-Lat-Long</code>, as Google's load balancer does in production.</p>
 ${problems.map((p) => `<p class="problem" role="alert">${escape(p)}</p>`).join('\n')}
 <p>You are in <strong>${escape(describeLocation(location))}</strong>. Served by <strong>${servedBy}</strong>.</p>
-<p><a href="/">Back to MovR</a></p>
+<p><a href="/">Back to MovR</a> · <a href="/_edge/lab">Latency lab and outage drill</a></p>
 <h2>Travel</h2>
 <form method="post" action="/_edge">
 ${cityButtons}

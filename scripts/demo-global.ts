@@ -96,6 +96,8 @@ try {
   process.exit(78); // EX_CONFIG
 }
 const logger = createLogger({ ...config, logLevel: 'warn' });
+// The lab can take regions down: the edge answers this machine only, unless HOST says otherwise.
+const edgeHost = process.env.HOST?.trim() ? config.host : '127.0.0.1';
 const instances: Instance[] = [];
 let embedded: EmbeddedPostgres | undefined;
 let edge: Edge | undefined;
@@ -251,7 +253,7 @@ async function main() {
     edge!.server.once('error', (error: NodeJS.ErrnoException) =>
       reject(error.code === 'EADDRINUSE' ? new Error(`Port ${config.port} is in use; set PORT to another one.`) : error),
     );
-    edge!.server.listen(config.port, config.host, resolve);
+    edge!.server.listen(config.port, edgeHost, resolve);
   });
 
   let dbUri = perRegionUris.get(REGION_NAMES[0]) ?? config.dbUri;
@@ -293,7 +295,7 @@ async function main() {
   if (stopping) return;
   for (const instance of instances) routes.set(instance.region, instance.url);
 
-  const shownHost = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
+  const shownHost = ['0.0.0.0', '::', '127.0.0.1'].includes(edgeHost) ? 'localhost' : edgeHost;
   const url = `http://${shownHost}:${config.port}`;
   const database = embedded
     ? `embedded PostgreSQL on 127.0.0.1:${embedded.port} (data in ${config.dataDir}), reached through one proxy per region` +

@@ -115,6 +115,14 @@ export async function getOwnedVehicles(db: Kysely<Database>, owner: UserRef): Pr
   return (await vehiclesOfOwner(db, owner)).map(toVehicle);
 }
 
+/** The actor's own vehicle, not removed: ForbiddenError for someone else's, NotFoundError for an unknown or removed one. */
+export async function getOwnVehicle(tx: Tx, actor: UserRef, vehicleId: string): Promise<Vehicle> {
+  const vehicle = await findVehicle(tx, vehicleId, actor.city);
+  if (vehicle.owner_id !== actor.id) throw new ForbiddenError('You can only remove your own vehicles.');
+  if (vehicle.status === 'removed') throw new NotFoundError('No such vehicle.');
+  return toVehicle(vehicle);
+}
+
 export async function removeVehicle(tx: Tx, actor: UserRef, vehicleId: string): Promise<void> {
   // Vehicles live in their owner's city, so the actor's own are found in one region.
   const vehicle = await findVehicle(tx, vehicleId, actor.city);

@@ -148,10 +148,11 @@ export async function startRide(tx: Tx, rider: UserRef, vehicleId: string, prefe
     throw new RefusedError((await activeRide(tx, rider)) ? ALREADY_RIDING : NOT_AVAILABLE);
   }
   await moveVehicle(tx, vehicle, { status: 'in_use' });
-  const { id } = await tx
+  // The new row comes back from the insert: reading it by index would lock the index page other starts insert into.
+  const ride = await tx
     .insertInto('rides')
     .values({ city: vehicle.city, vehicle_id: vehicle.id, rider_id: rider.id, rider_city: rider.city, start_location: vehicle.last_location })
-    .returning('id')
+    .returning(['id', 'city', 'vehicle_id as vehicleId', 'start_location as startLocation', 'start_time as startTime'])
     .executeTakeFirstOrThrow()
     .catch(
       refuseDuplicate({
@@ -159,7 +160,7 @@ export async function startRide(tx: Tx, rider: UserRef, vehicleId: string, prefe
         rides_one_active_per_vehicle_idx: () => new RefusedError(NOT_AVAILABLE),
       }),
     );
-  return readRide(tx, vehicle.city, id);
+  return { ...ride, vehicleType: vehicle.type, vehicleColor: vehicle.color, vehicleBrand: vehicle.brand, endLocation: null, endTime: null, lengthMs: null };
 }
 
 export async function endRide(tx: Tx, rider: UserRef, rideId: string, location: string, preferredCity: City): Promise<Ride> {

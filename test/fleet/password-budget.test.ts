@@ -4,6 +4,7 @@ import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'kysely';
 import { hashPassword } from '../../src/movr/passwords.js';
+import { csrfToken } from '../support/app.js';
 import { useFixture } from '../support/fixture.js';
 import { Browser, csrfOf } from '../support/http-client.js';
 import { killGroup, type ServerProcess, startServerProcess } from '../support/server-process.js';
@@ -199,5 +200,23 @@ describe('password work has a budget per client', () => {
     const logIns = await whileFlooding(a, flood);
     console.log(`25 clients × 4 log-ins: ${tally(statuses)}; ${figures(logIns)}`);
     assertFast(logIns);
+  });
+});
+
+describe('IPv6 clients', () => {
+  test('when addresses of one /64 fail to log in, then they count as one client; a /48 is bounded in aggregate, and another /48 is not held up', async () => {
+    const app = t.buildApp({ rateLimits: { failedLogins: 2, failedLoginsPerClient: 3, failedLoginsPerSite: 5 } });
+    const agent = app.agent();
+    const token = await csrfToken(agent);
+    const attempt = async (address: string, username: string) =>
+      (await agent.post('/login').set('X-Forwarded-For', address).type('form').send({ _csrf: token, username, password: 'wrong password' })).status;
+
+    const oneSubscriber = [await attempt('2001:db8:1:1::1', 'target'), await attempt('2001:db8:1:1:ffff::2', 'target'), await attempt('2001:db8:1:1::3', 'target')];
+    assert.deepEqual(oneSubscriber, [401, 401, 429], 'three addresses of one /64 share the per-username limit');
+
+    const oneSite = [];
+    for (let n = 1; n <= 6; n++) oneSite.push(await attempt(`2001:db8:2:${n}::1`, `guess${n}`));
+    assert.deepEqual(oneSite, [401, 401, 401, 401, 401, 429], 'six /64s of one /48 share its looser limit');
+    assert.equal(await attempt('2001:db8:3:1::1', 'guess'), 401, 'another /48 is still heard');
   });
 });

@@ -16,7 +16,10 @@ import { killGroup, type ServerProcess, startServerProcess } from '../support/se
  */
 
 const PASSWORD = 'correct horse battery staple';
-/** A bystander's log-in during a flood: generous, as the machine is shared; the commit message has the figures. */
+/**
+ * What a flood may add to a bystander's log-in, over the same log-in alone: generous, as the machine is shared (a
+ * log-in alone took from 0.3 to 2.9 s here); the commit messages have the figures.
+ */
 const BOUND_MS = 3_000;
 let servers: ServerProcess[] = [];
 let realHash = '';
@@ -54,7 +57,7 @@ async function bystanderLogIn(server: ServerProcess, username: string) {
   const token = csrfOf((await bystander.get(`${server.url}/login`)).text);
   const start = performance.now();
   const answer = await bystander.postWith(`${server.url}/login`, token, { username, password: PASSWORD });
-  return { ms: performance.now() - start, status: answer.status };
+  return { ms: performance.now() - start, status: answer.status, retryAfter: answer.headers.get('retry-after') };
 }
 
 /** Log-ins of other clients, one after another, from 200 ms into `flood` until it ends (at least two). */
@@ -66,7 +69,7 @@ async function whileFlooding(server: ServerProcess, startFlood: () => Promise<un
   let flooding = true;
   void flood.finally(() => (flooding = false));
   await sleep(200);
-  const logIns: { ms: number; status: number }[] = [];
+  const logIns: Awaited<ReturnType<typeof bystanderLogIn>>[] = [];
   while (flooding || logIns.length < 2) logIns.push(await bystanderLogIn(server, username));
   await flood;
   return logIns;
@@ -77,9 +80,17 @@ const figures = (logIns: { ms: number; status: number }[]) => {
   const ms = logIns.map((l) => l.ms).sort((x, y) => x - y);
   return `bystander log-ins: ${tally(logIns.map((l) => l.status))}, alone ${calm.toFixed(0)} ms, during: median ${ms[Math.floor(ms.length / 2)]!.toFixed(0)} ms, max ${ms.at(-1)!.toFixed(0)} ms`;
 };
-function assertFast(logIns: { ms: number; status: number }[]) {
-  assert.deepEqual(logIns.map((l) => l.status), logIns.map(() => 303), 'every bystander logs in');
-  assert.ok(Math.max(...logIns.map((l) => l.ms)) < BOUND_MS, figures(logIns));
+/** Against one client's flood every bystander logs in; against many clients' first tries, one may be told to retry at once. */
+function assertFast(logIns: { ms: number; status: number; retryAfter: string | null }[], { retryAllowed = false } = {}) {
+  const served = logIns.filter((l) => l.status === 303);
+  const refused = logIns.filter((l) => l.status !== 303);
+  if (retryAllowed) {
+    assert.ok(served.length > refused.length, `most bystanders log in: ${figures(logIns)}`);
+    for (const l of refused) assert.ok(l.status === 503 && l.retryAfter !== null && l.ms < BOUND_MS, `a refusal is a quick 503 with Retry-After: ${figures(logIns)}`);
+  } else {
+    assert.deepEqual(refused, [], `every bystander logs in: ${figures(logIns)}`);
+  }
+  assert.ok(Math.max(...served.map((l) => l.ms)) < calm + BOUND_MS, figures(logIns));
 }
 
 /** The counters the limits keep for a client address, summed over the limiters. */
@@ -199,7 +210,7 @@ describe('password work has a budget per client', () => {
     );
     const logIns = await whileFlooding(a, flood);
     console.log(`25 clients × 4 log-ins: ${tally(statuses)}; ${figures(logIns)}`);
-    assertFast(logIns);
+    assertFast(logIns, { retryAllowed: true });
   });
 });
 

@@ -102,6 +102,11 @@ export class MovR {
     return this.read((db) => txn.getOwnedVehicles(db, owner));
   }
 
+  /** The actor's own vehicle: ForbiddenError for someone else's, NotFoundError for an unknown or removed one. */
+  getOwnVehicle(actor: UserRef, vehicleId: string): Promise<Vehicle> {
+    return this.run((tx) => txn.getOwnVehicle(tx, actor, vehicleId));
+  }
+
   /** Marks the owner's vehicle removed, never while it is in use; the owner stays an owner while any remain. */
   async removeVehicle(actor: UserRef, vehicleId: string): Promise<void> {
     await this.run((tx) => txn.removeVehicle(tx, actor, vehicleId));

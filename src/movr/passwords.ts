@@ -14,8 +14,8 @@ const BCRYPT_INPUT_LIMIT = 72;
 
 /**
  * bcrypt runs on libuv's 4-thread pool, which static files and DNS share, and each hash takes a core for
- * ~0.3 s at cost 12: at most one at a time per process, so a flood of log-ins queues here instead of
- * starving every other request of threads and CPU.
+ * ~0.3 s at cost 12: at most one at a time per process, so hashes never starve other requests of threads and
+ * CPU. Which request hashes next, and which are refused, is decided before this (web/password-work.ts).
  */
 const hashing = pLimit(1);
 
@@ -31,3 +31,6 @@ export function verifyPassword(password: string, stored: string): Promise<boolea
   if (Buffer.byteLength(password, 'utf8') > BCRYPT_INPUT_LIMIT) return hashing(() => bcrypt.compare('', stored)).then(() => false);
   return hashing(() => bcrypt.compare(password, stored));
 }
+
+/** Resolves once every hash already queued is done: a turn whose client hung up ends only then (web/password-work.ts). */
+export const hashingIdle = (): Promise<void> => hashing(async () => {});

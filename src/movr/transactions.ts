@@ -115,34 +115,44 @@ export async function getOwnedVehicles(db: Kysely<Database>, owner: UserRef): Pr
   return (await vehiclesOfOwner(db, owner)).map(toVehicle);
 }
 
+/** The actor's own vehicle, not removed: ForbiddenError for someone else's, NotFoundError for an unknown or removed one. */
+export async function getOwnVehicle(tx: Tx, actor: UserRef, vehicleId: string): Promise<Vehicle> {
+  const vehicle = await findVehicle(tx, vehicleId, actor.city);
+  if (vehicle.owner_id !== actor.id) throw new ForbiddenError('You can only remove your own vehicles.');
+  if (vehicle.status === 'removed') throw new NotFoundError('No such vehicle.');
+  return toVehicle(vehicle);
+}
+
 export async function removeVehicle(tx: Tx, actor: UserRef, vehicleId: string): Promise<void> {
   // Vehicles live in their owner's city, so the actor's own are found in one region.
   const vehicle = await findVehicle(tx, vehicleId, actor.city);
   await assertAccount(tx, actor);
   if (vehicle.owner_id !== actor.id) throw new ForbiddenError('You can only remove your own vehicles.');
   if (vehicle.status === 'removed') throw new NotFoundError('No such vehicle.');
-  if (!(await moveVehicle(tx, vehicle, 'available', { status: 'removed' }))) {
-    throw new RefusedError('That vehicle is in use; it can be removed once the ride ends.');
-  }
+  if (vehicle.status !== 'available') throw new RefusedError('That vehicle is in use; it can be removed once the ride ends.');
+  await moveVehicle(tx, vehicle, { status: 'removed' });
   if (!(await ownsVehicles(tx, actor))) await setOwner(tx, actor, false);
 }
 
 /**
- * Claims the vehicle only if it is available (the loser of a race retries and sees the claim). Riding already is
- * refused by the unique index on active rides: reading it first made concurrent starts abort each other.
+ * Claims the vehicle only if the read found it available: SERIALIZABLE makes the loser of a race retry and see the
+ * claim. Riding already is refused by the unique index on active rides: reading it first made concurrent starts
+ * abort each other.
  */
 export async function startRide(tx: Tx, rider: UserRef, vehicleId: string, preferredCity: City): Promise<Ride> {
   const vehicle = await findVehicle(tx, vehicleId, preferredCity);
   if (vehicle.status === 'removed') throw new NotFoundError('No such vehicle.');
   await assertAccount(tx, rider);
-  if (!(await moveVehicle(tx, vehicle, 'available', { status: 'in_use' }))) {
+  if (vehicle.status !== 'available') {
     // Refused either way; riding already is the reason to give first.
     throw new RefusedError((await activeRide(tx, rider)) ? ALREADY_RIDING : NOT_AVAILABLE);
   }
-  const { id } = await tx
+  await moveVehicle(tx, vehicle, { status: 'in_use' });
+  // The new row comes back from the insert: reading it by index would lock the index page other starts insert into.
+  const ride = await tx
     .insertInto('rides')
     .values({ city: vehicle.city, vehicle_id: vehicle.id, rider_id: rider.id, rider_city: rider.city, start_location: vehicle.last_location })
-    .returning('id')
+    .returning(['id', 'city', 'vehicle_id as vehicleId', 'start_location as startLocation', 'start_time as startTime'])
     .executeTakeFirstOrThrow()
     .catch(
       refuseDuplicate({
@@ -150,7 +160,7 @@ export async function startRide(tx: Tx, rider: UserRef, vehicleId: string, prefe
         rides_one_active_per_vehicle_idx: () => new RefusedError(NOT_AVAILABLE),
       }),
     );
-  return readRide(tx, vehicle.city, id);
+  return { ...ride, vehicleType: vehicle.type, vehicleColor: vehicle.color, vehicleBrand: vehicle.brand, endLocation: null, endTime: null, lengthMs: null };
 }
 
 export async function endRide(tx: Tx, rider: UserRef, rideId: string, location: string, preferredCity: City): Promise<Ride> {
@@ -165,7 +175,8 @@ export async function endRide(tx: Tx, rider: UserRef, rideId: string, location: 
     .where('city', '=', ride.city)
     .where('id', '=', ride.id)
     .execute();
-  await moveVehicle(tx, { city: ride.city, id: ride.vehicle_id }, 'in_use', { status: 'available', last_location: location, located_at: sql<Date>`now()` });
+  // An active ride's vehicle is in use (startRide set both in one transaction).
+  await moveVehicle(tx, { city: ride.city, id: ride.vehicle_id }, { status: 'available', last_location: location, located_at: sql<Date>`now()` });
   return readRide(tx, ride.city, ride.id);
 }
 
@@ -205,21 +216,16 @@ export async function assertAccount(tx: Tx, actor: UserRef): Promise<void> {
   if (!account) throw new AccountGoneError();
 }
 
-/** Sets the vehicle's status (and more) only if it is still `from`; false when it was not. */
+/**
+ * Sets the vehicle's status (and more) by its primary key alone: a condition on status would let PostgreSQL scan the
+ * city's listing index instead, and SERIALIZABLE would then lock the pages of every vehicle of the city.
+ */
 async function moveVehicle(
   tx: Tx,
   vehicle: { city: City; id: string },
-  from: VehicleStatus,
   changes: { status: VehicleStatus; last_location?: string; located_at?: RawBuilder<Date> },
-): Promise<boolean> {
-  const result = await tx
-    .updateTable('vehicles')
-    .set(changes)
-    .where('city', '=', vehicle.city)
-    .where('id', '=', vehicle.id)
-    .where('status', '=', from)
-    .executeTakeFirst();
-  return result.numUpdatedRows > 0n;
+): Promise<void> {
+  await tx.updateTable('vehicles').set(changes).where('city', '=', vehicle.city).where('id', '=', vehicle.id).execute();
 }
 
 async function setOwner(tx: Tx, user: UserRef, isOwner: boolean): Promise<void> {
@@ -294,6 +300,23 @@ export function ridesQuery(db: Kysely<Database>) {
     .select(RIDE_COLUMNS);
 }
 
-function readRide(tx: Tx, city: City, id: string): Promise<Ride> {
-  return ridesQuery(tx).where('rides.city', '=', city).where('rides.id', '=', id).executeTakeFirstOrThrow();
+/**
+ * Two reads by primary key rather than the join: for a small table PostgreSQL may join through all of the city's
+ * vehicles, and SERIALIZABLE then conflicts with every other rider's vehicle there.
+ */
+async function readRide(tx: Tx, city: City, id: string): Promise<Ride> {
+  const ride = await tx
+    .selectFrom('rides')
+    .select(['id', 'city', 'vehicle_id as vehicleId', 'start_location as startLocation', 'end_location as endLocation', 'start_time as startTime', 'end_time as endTime'])
+    .select(sql<number | null>`(extract(epoch from length) * 1000)::float8`.as('lengthMs'))
+    .where('city', '=', city)
+    .where('id', '=', id)
+    .executeTakeFirstOrThrow();
+  const vehicle = await tx
+    .selectFrom('vehicles')
+    .select(['type as vehicleType', 'color as vehicleColor', 'brand as vehicleBrand'])
+    .where('city', '=', city)
+    .where('id', '=', ride.vehicleId)
+    .executeTakeFirstOrThrow();
+  return { ...ride, ...vehicle };
 }

@@ -6,8 +6,11 @@ import { VEHICLE_TYPES } from '../vehicles.js';
 
 /** Control characters, lone surrogates, and the marks that reorder text (bidi overrides, isolates, RLM/LRM, ALM). */
 const UNPRINTABLE = /[\p{Cc}\p{Cs}\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/u;
-/** Characters that show nothing: format characters (zero-width space, joiners, BOM), spaces and fillers. */
-const INVISIBLE = /[\p{Cf}\p{Z}\u115F\u1160\u17B4\u17B5\u2800\u3164\uFFA0]/gu;
+/**
+ * A value that shows nothing: only default-ignorable code points (joiners, variation selectors, fillers), marks with
+ * nothing to sit on, format characters, white space, and the blank Braille cell, which fonts draw as a space.
+ */
+const SHOWS_NOTHING = /^[\p{Default_Ignorable_Code_Point}\p{M}\p{Cf}\p{Z}\p{White_Space}\u2800]*$/u;
 
 /** Printable text: no control or reordering characters, and something visible. Shown escaped wherever it appears. */
 const printable = (label: string, { min = 1, max = 100 } = {}) =>
@@ -17,7 +20,7 @@ const printable = (label: string, { min = 1, max = 100 } = {}) =>
     .min(min, `${label} is required.`)
     .max(max, `${label} must be at most ${max} characters.`)
     .refine((value) => !UNPRINTABLE.test(value), `${label} may only contain printable characters.`)
-    .refine((value) => value === '' || value.replace(INVISIBLE, '') !== '', `${label} must contain visible characters.`);
+    .refine((value) => value === '' || !SHOWS_NOTHING.test(value), `${label} must contain visible characters.`);
 
 const username = z
   .string({ error: 'Username is required.' })

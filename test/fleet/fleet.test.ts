@@ -366,7 +366,8 @@ describe('a fleet of two instances on one database', () => {
         `median /vehicles ${calm.page.toFixed(1)} → ${during.page.toFixed(1)} ms (max ${Math.max(...pages).toFixed(0)}), CSS ${calm.css.toFixed(1)} → ${during.css.toFixed(1)} ms (max ${Math.max(...css).toFixed(0)})`,
     );
     assert.ok((statuses.get(401) ?? 0) <= 50, 'at most 50 failures per client are even tried');
-    assert.ok((statuses.get(429) ?? 0) >= FLOOD - 50, 'the rest are refused without a hash');
+    // Refused without a hash: over the limit (429), or while the client's one hash is under way (503).
+    assert.ok((statuses.get(429) ?? 0) + (statuses.get(503) ?? 0) >= FLOOD - 50, 'the rest are refused without a hash');
     // Before the fix (bcrypt on the shared thread pool, no per-client limit) the CSS took 6.4 s.
     assert.ok(during.css < 500, `CSS during the flood: ${during.css} ms`);
     assert.ok(during.page < 1000, `page during the flood: ${during.page} ms`);

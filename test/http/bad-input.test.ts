@@ -48,6 +48,10 @@ const HOSTILE: Hostile[] = [
   plain('zero-width spaces only', '\u200B\u200B\u200B'),
   plain('byte-order mark and word joiner only', '\uFEFF\u2060'),
   plain('Hangul fillers only', '\u3164\u3164'),
+  plain('combining grapheme joiner only', '\u034F\u034F'),
+  plain('variation selectors only', '\uFE0F\u{E0100}\u180B'),
+  plain('a lone combining mark', '\u0301'),
+  plain('a mark on a letter', 'Cafe\u0301'),
   plain('right-to-left override', 'gepj.\u202Eexe.txt'),
   plain('bidi isolate', 'left \u2067right\u2069 end'),
   plain('zero-width joiner inside an emoji', 'family 👩\u200D👧'),
@@ -67,7 +71,7 @@ type Expected = 'accept' | 'reject' | 'either' | 'login-refused';
 const printable = (min: number) => (value: string) => {
   const trimmed = value.trim();
   const reorders = /[\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/u.test(trimmed);
-  const invisibleOnly = trimmed !== '' && trimmed.replace(/[\p{Cf}\p{Z}\u3164]/gu, '') === '';
+  const invisibleOnly = trimmed !== '' && /^[\p{Default_Ignorable_Code_Point}\p{M}\p{Cf}\p{Z}\p{White_Space}\u2800]*$/u.test(trimmed);
   return trimmed.length >= min && trimmed.length <= 100 && !/\p{Cc}/u.test(trimmed) && !reorders && !invisibleOnly;
 };
 

@@ -102,7 +102,7 @@ describe('the confirmation steps (GET, before each POST that cannot be undone)',
     assert.equal(vehicle.status, 200);
     assert.match(vehicle.text, /Piazza Navona/);
     assert.match(vehicle.text, new RegExp(`<form method="post" action="/vehicles/remove/${mine}"`));
-    assert.equal((await agent.get(`/vehicles/remove/${theirs}`)).status, 404);
+    assert.equal((await agent.get(`/vehicles/remove/${theirs}`)).status, 403, "someone else's vehicle: 403 first");
 
     // Riding and owning a vehicle: both reasons at once, and no form to post.
     assert.equal((await formPost(agent, `/rides/start/${theirs}`, {}, '/vehicles')).headers.location, '/rides');

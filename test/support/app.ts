@@ -39,7 +39,7 @@ export function buildTestApp(database: MovrDatabase, { env = {}, rateLimits, db 
   const movr = new MovR(db, { bcryptCost: 4 });
   const metrics = createMetrics(db.stats);
   const lifecycle: Lifecycle = { draining: false };
-  const app = createApp({ config, db, movr, metrics, lifecycle, logger: pino({ level: 'silent' }), rateLimits: { registrations: 1000, failedLoginsPerClient: 1000, ...rateLimits } });
+  const app = createApp({ config, db, movr, metrics, lifecycle, logger: pino({ level: 'silent' }), rateLimits: { registrations: 1000, failedLoginsPerClient: 1000, hashesPerClient: 1000, hashWaiting: 1000, hashMaxWaitMs: 60_000, ...rateLimits } });
   return { app, config, movr, metrics, lifecycle, metricsClient: () => request(metricsHandler(metrics.registry)), agent: () => request.agent(app) };
 }
 

@@ -131,7 +131,7 @@ export const OPERATIONS: readonly Operation[] = [
     body: s.signUpBody,
     success: { status: 201, description: 'The new user and their token.', schema: s.signUpOut },
     errors: { 422: 'Invalid fields, a taken username included; or an Idempotency-Key used for another request.', 429: 'Too many sign-ups from this client.' },
-    limit: (limiters) => [limiters.registrations],
+    limit: (limiters) => [...limiters.passwordBudget, ...limiters.registrations],
     handle: ({ deps, body, once }) =>
       deps.movr.signUp(
         { city: body.city, firstName: body.first_name, lastName: body.last_name, email: body.email, username: body.username, password: body.password },
@@ -150,6 +150,7 @@ export const OPERATIONS: readonly Operation[] = [
     success: { status: 201, description: 'A token lasting 30 days.', schema: s.tokenOut },
     errors: { 401: 'Incorrect username or password.', 422: 'Invalid fields, or an Idempotency-Key used for another request.', 429: 'Too many failed log-ins.' },
     limit: (limiters) => [
+      ...limiters.passwordBudget,
       (_req, res, next) => {
         // The limiter counts per username, as the form's does.
         res.locals.username = (res.locals.apiBody as { username: string }).username;

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { isDatabaseUnavailable, TransactionOutcomeUnknownError, TransactionRetryLimitError } from '../../db/errors.js';
 import { MovrError, UsernameTakenError } from '../../movr/errors.js';
 import { IdempotencyKeyReusedError } from '../../movr/movr.js';
+import { HttpError } from '../middleware/errors.js';
 import type { Problem } from './schemas.js';
 
 /** What an operation answers: a status and a JSON body (a problem from 400 on), or none. */
@@ -40,7 +41,7 @@ export function refusal(error: MovrError): Reply {
 /** Writes a reply, with the headers its status needs. `text` is the body already serialized (a stored answer). */
 export function send(res: Response, status: number, text: string | undefined): void {
   if (status === 401) res.set('WWW-Authenticate', 'Bearer realm="movr"');
-  if (status === 503) res.set('Retry-After', '5');
+  if (status === 503 && !res.get('Retry-After')) res.set('Retry-After', '5');
   res.status(status);
   if (text === undefined || status === 204) {
     res.end();
@@ -58,6 +59,8 @@ export function classify(error: unknown): Reply {
   if (error instanceof MovrError) return refusal(error);
   if (error instanceof TransactionRetryLimitError || isDatabaseUnavailable(error)) return problem(503, 'MovR is busy or its database is unreachable. Try again in a moment.');
   if (error instanceof TransactionOutcomeUnknownError) return problem(503, 'Whether that went through is unknown: read your rides before trying again.');
+  // The password work's refusal while busy (web/password-work.ts), with its own Retry-After.
+  if (error instanceof HttpError && error.status === 503) return problem(503, error.message);
   // body-parser's errors and the limiters' carry a 4xx status and a safe message.
   const { status, statusCode, type, message } = (error ?? {}) as { status?: unknown; statusCode?: unknown; type?: unknown; message?: unknown };
   const httpStatus = typeof status === 'number' ? status : statusCode;
@@ -74,7 +77,7 @@ export function problemHandler(logger: Logger) {
   return (error: unknown, req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) return next(error);
     const reply = classify(error);
-    if (reply.status >= 500) (req.log ?? logger).error({ err: error }, 'API request failed');
+    if (reply.status >= 500 && !(error instanceof HttpError)) (req.log ?? logger).error({ err: error }, 'API request failed');
     sendReply(res, reply);
   };
 }

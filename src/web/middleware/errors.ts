@@ -91,9 +91,10 @@ function classify(error: unknown): Classified {
 export function errorHandler(logger: Logger, { showDetails }: { showDetails: boolean }) {
   const renderError = (error: unknown, req: Request, res: Response) => {
     const { status, message } = classify(error);
-    if (status >= 500) (req.log ?? logger).error({ err: error }, 'request failed');
+    // An HttpError is an answer we chose (e.g. 503 while busy hashing), not a failure to log.
+    if (status >= 500 && !(error instanceof HttpError)) (req.log ?? logger).error({ err: error }, 'request failed');
     res.status(status);
-    if (status === 503) res.set('Retry-After', '5');
+    if (status === 503 && !res.get('Retry-After')) res.set('Retry-After', '5');
     res.render('error', {
       title: TITLES[status] ?? 'Error',
       status,

@@ -26,7 +26,7 @@ function renderRegister(res: Response, status: number, errors: FieldErrors = {},
 const logIn = (req: Request, user: SessionUser) =>
   new Promise<void>((resolve, reject) => req.login(user, (error) => (error ? reject(error) : resolve())));
 
-/** Validates the log-in form before anything is counted or hashed; the limiter counts by the parsed username. */
+/** Validates the log-in form before it is counted per username or hashed; that limiter counts by the parsed username. */
 function parseLogin(req: Request, res: Response, next: NextFunction) {
   if (req.user) return res.redirect(303, '/vehicles');
   const form = parseForm(loginForm, req.body);
@@ -35,7 +35,7 @@ function parseLogin(req: Request, res: Response, next: NextFunction) {
   next();
 }
 
-/** Validates the sign-up form before the sign-up limiter, which counts only accounts created. */
+/** Validates the sign-up form (counted in the password budget already) before the sign-up limiter and the hash. */
 function parseRegistration(req: Request, res: Response, next: NextFunction) {
   const form = parseForm(registerForm, req.body);
   if (!form.ok) return renderRegister(res, 422, form.errors, form.values);
@@ -51,7 +51,7 @@ export function authRouter({ movr, passport, limiters }: AuthRouterOptions): exp
 
   router.get('/login', (req, res) => (req.user ? res.redirect(303, '/vehicles') : renderLogin(res, 200)));
 
-  router.post('/login', parseLogin, ...limiters.failedLogins, (req, res, next) => {
+  router.post('/login', ...limiters.passwordBudget, parseLogin, ...limiters.failedLogins, (req, res, next) => {
     passport.authenticate('local', { session: false }, (error: unknown, user: SessionUser | false) => {
       if (error) return next(error);
       // One status and one message whether the username is unknown or the password wrong.
@@ -70,7 +70,7 @@ export function authRouter({ movr, passport, limiters }: AuthRouterOptions): exp
 
   router.get('/register', (_req, res) => renderRegister(res, 200));
 
-  router.post('/register', parseRegistration, limiters.registrations, async (req, res) => {
+  router.post('/register', ...limiters.passwordBudget, parseRegistration, ...limiters.registrations, async (req, res) => {
     const form = res.locals.registration;
     if (!form) throw new Error('parseRegistration must run first');
     const { city, first_name, last_name, email, username, password } = form;

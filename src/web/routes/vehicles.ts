@@ -44,8 +44,8 @@ export function vehiclesRouter(movr: MovR): express.Router {
     const user = currentUser(req);
     const id = uuidParam.safeParse(req.params.id);
     if (!id.success) throw notFound('No such vehicle.');
-    const vehicle = (await movr.getOwnedVehicles(user)).find((owned) => owned.id === id.data);
-    if (!vehicle) throw notFound('You have no such vehicle.');
+    // Someone else's vehicle is 403 before anything else, as for the POST.
+    const vehicle = await movr.getOwnVehicle(user, id.data);
     const what = `${vehicle.color} ${vehicle.type}${vehicle.brand ? ` (${vehicle.brand})` : ''}`;
     res.render('confirm', {
       title: 'Remove this vehicle?',

@@ -8,7 +8,8 @@ const SANE_ID = /^[\w.-]{1,64}$/;
 const QUIET = /^\/(?:healthz|readyz)$|^\/static\//;
 
 /**
- * One line per request as its response ends ("request completed", or "request errored" at error for a 5xx),
+ * One line per request as its response ends ("request completed", or "request errored" for a 5xx: at error, but a
+ * 503 at warn, since it is a deliberate refusal (busy, draining) whose cause, if any, the error handler logs),
  * with the request's id: a sane X-Request-Id from the load balancer, else a fresh UUID, sent back in the header.
  */
 export function requestLog(logger: Logger) {
@@ -22,7 +23,7 @@ export function requestLog(logger: Logger) {
     },
     // Probes and static files would drown the lines an operator reads.
     autoLogging: { ignore: (req) => QUIET.test(req.url ?? '') },
-    customLogLevel: (_req, res, error) => (error || res.statusCode >= 500 ? 'error' : 'info'),
+    customLogLevel: (_req, res, error) => (res.statusCode === 503 ? 'warn' : error || res.statusCode >= 500 ? 'error' : 'info'),
     // The error itself is logged by the error handler with this id; pino-http's stand-in for it has no stack worth reading.
     customErrorObject: (_req, _res, _error, { err: _standIn, ...line }: Record<string, unknown>) => line,
     // Handlers' own lines (req.log) carry the request's id only; the closing line has the request itself.

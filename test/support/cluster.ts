@@ -14,10 +14,22 @@ export const TEMPLATE = 'movr_template';
 /** A free port in 20000–30000, starting at a random one so that files starting servers at once rarely collide. */
 export const freePort = () => findFreePort(20_000 + Math.floor(Math.random() * 10_000));
 
-/** A fresh temporary directory the `postgres` user can traverse when the tests run as root (mkdtemp makes 0700). */
+/** Set by test/support/run.ts: a word in the name of every temporary directory of the run, so that it can find leftovers. */
+export const RUN_ENV = 'MOVR_TEST_RUN';
+
+const madeDirs = new Set<string>();
+// However a test ends (a failed assertion, a skipped after() hook), its process removes the directories it made.
+process.once('exit', () => madeDirs.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
+
+/**
+ * A fresh temporary directory the `postgres` user can traverse when the tests run as root (mkdtemp makes 0700).
+ * The caller removes it when done; whatever is left is removed when the process exits.
+ */
 export function tempDir(prefix = 'movr-test-'): string {
-  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  const run = process.env[RUN_ENV];
+  const dir = mkdtempSync(path.join(tmpdir(), run ? `${prefix}${run}-` : prefix));
   chmodSync(dir, 0o755);
+  madeDirs.add(dir);
   return dir;
 }
 

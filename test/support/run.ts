@@ -4,8 +4,16 @@
  * cluster stops however the run ends. Node 20 has no --test-global-setup, hence this launcher.
  */
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { buildDist, DIST_ENV, typecheck } from './build.js';
-import { CLUSTER_ENV, startCluster } from './cluster.js';
+import { CLUSTER_ENV, RUN_ENV, startCluster } from './cluster.js';
+
+// Names this run's temporary directories (tempDir) apart from those of runs going on at the same time.
+const runId = randomBytes(4).toString('hex');
+process.env[RUN_ENV] = runId;
 
 // --typecheck (npm test): the typecheck runs while the cluster starts and dist/ builds; the run fails if it does.
 const checkTypes = process.argv.includes('--typecheck');
@@ -42,3 +50,11 @@ const [code] = await new Promise<[number | null, NodeJS.Signals | null]>((resolv
 });
 await cluster.value.destroy();
 process.exitCode = code ?? 1;
+
+// A temporary directory of this run still there is one a test or its helper failed to remove: the run fails.
+const leftovers = readdirSync(tmpdir()).filter((name) => name.startsWith('movr-') && name.includes(`-${runId}-`));
+if (leftovers.length > 0) {
+  console.error(`the run left ${leftovers.length} temporary directories behind (removed now):\n  ${leftovers.join('\n  ')}`);
+  for (const name of leftovers) rmSync(path.join(tmpdir(), name), { recursive: true, force: true });
+  process.exitCode = 1;
+}

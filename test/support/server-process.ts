@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ensureDist, ROOT, SERVER_JS } from './build.js';
@@ -54,12 +54,13 @@ export function childEnvironment(): NodeJS.ProcessEnv {
  * group, like `npm start` in a terminal, and waits until it prints its URL.
  */
 export async function startServerProcess({
-  dataDir = freshDataDir(),
+  dataDir: given,
   env = {},
   npmStart = false,
   cwd = ROOT,
 }: { dataDir?: string; env?: Record<string, string | undefined>; npmStart?: boolean; cwd?: string } = {}): Promise<ServerProcess> {
   await ensureDist();
+  const dataDir = given ?? freshDataDir();
   const port = env.PORT ? Number(env.PORT) : await freePort();
   const base = { NODE_ENV: 'development', MOVR_DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', DB_URI: '', METRICS_PORT: '0', SHUTDOWN_GRACE_MS: String(TEST_GRACE_MS) };
   const child = spawn(npmStart ? 'npm' : process.execPath, npmStart ? ['start'] : [path.relative(ROOT, SERVER_JS)], {
@@ -73,7 +74,11 @@ export async function startServerProcess({
   child.stdout!.on('data', (chunk) => (output += chunk));
   child.stderr!.on('data', (chunk) => (output += chunk));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
+    child.once('exit', (code, signal) => {
+      // A directory made here is this process's: gone with it (a caller that keeps data passes its own).
+      if (given === undefined) rmSync(dataDir, { recursive: true, force: true });
+      resolve({ code, signal });
+    }),
   );
   const deadline = Date.now() + 60_000;
   let done = false;

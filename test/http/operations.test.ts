@@ -9,7 +9,7 @@ import { ConfigError, loadConfig } from '../../src/config.js';
 import { type MovrDatabase, openDatabase } from '../../src/db/database.js';
 import { cookie, csrfFrom, formPost, signUpAndLogIn, type TestApp } from '../support/app.js';
 import { useFixture } from '../support/fixture.js';
-import { FaultInjectingPool } from '../support/fault-injection.js';
+import { DATABASE_OUTAGE_LOGS, FaultInjectingPool } from '../support/fault-injection.js';
 
 const t = useFixture();
 
@@ -125,6 +125,7 @@ describe('health and readiness', () => {
       const rider = await signUpAndLogIn(agent, app.movr);
       const vehicle = await app.movr.addVehicle(rider, { type: 'bike', color: 'blue', brand: '', location: 'Dock 5' });
       const _csrf = csrfFrom((await agent.get('/vehicles')).text);
+      DATABASE_OUTAGE_LOGS.forEach((pattern) => t.expectLogged(pattern));
       await proxy.down();
 
       const started = Date.now();
@@ -330,6 +331,7 @@ describe('production mode', () => {
     const db = await t.open({ pool });
     // A fault no rule maps: the generic 500 page.
     pool.inject({ match: /from "users"/i, code: 'XX000', nth: 'every', message: 'internal fault with secret details' });
+    t.expectLogged(/internal fault with secret details|"statusCode":500\b/);
     const production = t.buildApp({ env: PRODUCTION_ENV, db });
     const login = await request(production.app).get('/login').set('X-Forwarded-Proto', 'https');
     const csrfCookie = cookie(login, '__Host-movr.csrf')!.split(';')[0]!;
@@ -349,6 +351,8 @@ describe('production mode', () => {
     const shown = await formPost(agent, '/login', { username: 'someone', password: 'whatever it is' }, '/login');
     assert.equal(shown.status, 500);
     assert.match(shown.text, /internal fault with secret details/);
+    // The details the page hides in production are in the log, once per failed request.
+    assert.equal(t.logged().filter((line) => line.includes('"msg":"request failed"') && line.includes('internal fault with secret details')).length, 2);
   });
 
   test('when in development, then templates are read again at each render (npm run dev); in production compiled once', () => {

@@ -33,13 +33,20 @@ export interface AppOptions {
   db?: MovrDatabase;
 }
 
-/** The real app over a database, as server.ts builds it, with a quiet logger and cheap bcrypt. */
+/**
+ * What test apps logged at warn or above (JSON lines), not yet looked at: the fixture fails a test that leaves any
+ * it did not declare it expects.
+ */
+export const appLogged: string[] = [];
+const logDestination = { write: (line: string) => void appLogged.push(line.trimEnd()) };
+
+/** The real app over a database, as server.ts builds it, with its warnings and errors kept for the fixture, and cheap bcrypt. */
 export function buildTestApp(database: MovrDatabase, { env = {}, rateLimits, db = database }: AppOptions = {}): TestApp {
   const config = withSecretKey(loadConfig({ NODE_ENV: 'test', SECRET_KEY: 'test-secret-that-is-at-least-32-characters', MOVR_DATA_DIR: '/nonexistent', ...env }));
   const movr = new MovR(db, { bcryptCost: 4 });
   const metrics = createMetrics(db.stats);
   const lifecycle: Lifecycle = { draining: false };
-  const app = createApp({ config, db, movr, metrics, lifecycle, logger: pino({ level: 'silent' }), rateLimits: { registrations: 1000, failedLoginsPerClient: 1000, hashesPerClient: 1000, hashWaiting: 1000, hashMaxWaitMs: 60_000, ...rateLimits } });
+  const app = createApp({ config, db, movr, metrics, lifecycle, logger: pino({ level: 'warn' }, logDestination), rateLimits: { registrations: 1000, failedLoginsPerClient: 1000, hashesPerClient: 1000, hashWaiting: 1000, hashMaxWaitMs: 60_000, ...rateLimits } });
   return { app, config, movr, metrics, lifecycle, metricsClient: () => request(metricsHandler(metrics.registry)), agent: () => request.agent(app) };
 }
 

@@ -11,6 +11,12 @@ import pg from 'pg';
  *   pool.inject({ match: /^update "vehicles"/, code: '40001', nth: 'every' });
  */
 
+/**
+ * What an app logs while its database is unreachable: each failed request (its error, then its 503 answer) and the
+ * pool's lost connections. A 500 still fails the test: its answer line says 500.
+ */
+export const DATABASE_OUTAGE_LOGS = [/"msg":"request failed"/, /"statusCode":503\b/, /"msg":"(idle database connection lost|database connection lost mid-transaction|active ride unavailable for the riding bar)"/];
+
 export interface Fault {
   /** A RegExp tested against the SQL text, or a string the trimmed SQL must start with (case-insensitive). */
   match: RegExp | string;

@@ -17,7 +17,8 @@
  *
  * After each test the fixture waits until the app's background work (the limiter's writes after an answer) is
  * over, and fails the test if anything was printed to console.error or console.warn meanwhile (libraries report
- * their failures there, e.g. express-rate-limit's store errors); the database closes only once the app is quiet.
+ * their failures there, e.g. express-rate-limit's store errors) or if the app logged a warning or error the test did
+ * not declare with t.expectLogged(pattern); the database closes only once the app is quiet.
  *
  * Under `npm test` (test/support/run.ts) every file's database is created on the run's one cluster from the
  * migrated template; a file run alone (`node --import tsx --test test/http/auth.test.ts`) starts its own.
@@ -28,7 +29,7 @@ import request from 'supertest';
 import type { NewVehicleRow } from '../../src/db/schema.js';
 import { MovR, type MovrOptions } from '../../src/movr/movr.js';
 import type { City } from '../../src/regions.js';
-import { type Agent, type AppOptions, buildTestApp, insertVehicle, type Listening, listen, type Rider, signUpAndLogIn, type TestApp } from './app.js';
+import { type Agent, type AppOptions, appLogged, buildTestApp, insertVehicle, type Listening, listen, type Rider, signUpAndLogIn, type TestApp } from './app.js';
 import { type Cluster, sharedCluster, startCluster } from './cluster.js';
 import { createTestDatabase, type OwnTestDatabase, type TestDatabase } from './database.js';
 import { poolIdle } from './quiescence.js';
@@ -64,6 +65,13 @@ export interface Fixture extends TestDatabase, TestApp {
   vehicle(owner: Rider, fields?: Partial<NewVehicleRow>): Promise<string>;
   /** Starts a ride for `rider` on `vehicleId` through MovR; returns the ride's id. */
   ride(rider: Rider, vehicleId: string): Promise<string>;
+  /**
+   * Lets the current test's apps log lines (warn and above) matching `pattern`, e.g. a fault test's injected
+   * database errors; any other such line fails the test.
+   */
+  expectLogged(pattern: RegExp): void;
+  /** The lines the apps logged at warn and above in the current test so far (JSON). */
+  logged(): string[];
 }
 
 /** Clusters this process started itself, shared by its fixtures, stopped when the last one is done. */
@@ -99,8 +107,17 @@ for (const level of ['error', 'warn'] as const) {
   };
 }
 
+/** Log lines the current test said it expects (t.expectLogged), forgotten after it. */
+const expectedLogs: RegExp[] = [];
+/** The app's log lines the current test expected and got, for t.logged(). */
+const seenLogs: string[] = [];
+
 function assertNothingPrinted(when: string) {
-  const lines = printed.splice(0);
+  seenLogs.push(...appLogged.splice(0));
+  const unexpected = seenLogs.filter((line) => !expectedLogs.some((pattern) => pattern.test(line))).map((line) => `app log: ${line}`);
+  const lines = [...printed.splice(0), ...unexpected];
+  seenLogs.length = 0;
+  expectedLogs.length = 0;
   if (lines.length > 0) throw new Error(`printed ${when}:\n${lines.join('\n')}`);
 }
 
@@ -197,6 +214,11 @@ export function useFixture(options: FixtureOptions = {}): Fixture {
     vehicle: (owner, fields) => insertVehicle(ready().database.db, owner, fields),
     async ride(rider, vehicleId) {
       return (await fixture.movr.startRide(rider, vehicleId, rider.city)).id;
+    },
+    expectLogged: (pattern) => void expectedLogs.push(pattern),
+    logged() {
+      seenLogs.push(...appLogged.splice(0));
+      return [...seenLogs];
     },
   };
   return fixture;

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
+import { ensureDist, ROOT } from '../support/build.js';
 import { freePort, tempDir } from '../support/cluster.js';
 import { useFixture } from '../support/fixture.js';
 
@@ -17,9 +17,14 @@ import { useFixture } from '../support/fixture.js';
  * against a real PostgreSQL. What it cannot show: the base image itself (Node 22 there, this machine's Node here)
  * and a read-only root filesystem; test/image/built-image.ts (`npm run test:image`, run by CI) builds and runs the
  * real image for those, on the image's Node.
+ *
+ * The build stage's output is the run's shared build of dist/ (test/support/build.ts runs the same `tsc -p
+ * tsconfig.build.json` as `npm run build`), used once the packed sources and configuration are shown to be the
+ * ones it was built from; so that stage's full `npm ci` and its compile are not repeated. The runtime stage's
+ * `npm ci --omit=dev` is replayed as written.
  */
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const root = ROOT;
 
 interface Instruction {
   name: string;
@@ -70,6 +75,15 @@ function addResolvedUrls(lockfile: string) {
   writeFileSync(lockfile, `${JSON.stringify(lock, null, 2)}\n`);
 }
 
+/** Every file under `dir` (relative paths, sorted), with its contents. */
+function filesUnder(dir: string): Map<string, string> {
+  const files = readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((entry) => entry.isFile())
+    .map((entry) => path.relative(dir, path.join(entry.parentPath, entry.name)))
+    .sort();
+  return new Map(files.map((file) => [file, readFileSync(path.join(dir, file), 'utf8')]));
+}
+
 interface Booted {
   child: ChildProcess;
   output(): string;
@@ -116,6 +130,16 @@ describe('the production image, replayed without Docker', () => {
     return result as { code: number | null; signal: NodeJS.Signals | null };
   }
 
+  /** `npm run build` in a stage: the shared dist/, once the stage holds exactly the sources and settings it came from. */
+  async function sharedBuild(dir: string) {
+    const manifest = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+    assert.equal(manifest.scripts.build, 'tsc -p tsconfig.build.json', 'npm run build is the compile test/support/build.ts runs');
+    for (const file of ['tsconfig.json', 'tsconfig.build.json']) assert.equal(readFileSync(path.join(dir, file), 'utf8'), readFileSync(path.join(ROOT, file), 'utf8'), file);
+    assert.deepEqual(filesUnder(path.join(dir, 'src')), filesUnder(path.join(ROOT, 'src')), 'the packed src/ is the one dist/ was built from');
+    await ensureDist();
+    cpSync(path.join(ROOT, 'dist'), path.join(dir, 'dist'), { recursive: true, filter: (source) => !source.endsWith('.tsbuildinfo') });
+  }
+
   before(
     async () => {
       work = tempDir('movr-image-');
@@ -159,7 +183,11 @@ describe('the production image, replayed without Docker', () => {
             for (const step of args.split('&&').map((s) => s.trim().split(/\s+/))) {
               const env = { ...baseEnv(), ...stageEnv };
               // --offline: no network during tests. `npm cache clean` would empty this machine's shared cache.
-              if (step[0] === 'npm' && step[1] === 'ci') run('npm', [...step.slice(1), '--offline'], dir, env);
+              if (step[0] === 'npm' && step[1] === 'ci' && !step.includes('--omit=dev')) {
+                // The build stage's full install only feeds its compile, which the shared build stands for (below).
+                assert.ok(stage.instructions.some((i) => i.name === 'RUN' && i.args === 'npm run build'), `a full npm ci only where dist/ is built: ${step.join(' ')}`);
+              } else if (step[0] === 'npm' && step[1] === 'ci') run('npm', [...step.slice(1), '--offline'], dir, env);
+              else if (step.join(' ') === 'npm run build') await sharedBuild(dir);
               else if (step[0] === 'npm' && step[1] === 'run') run('npm', step.slice(1), dir, env);
               else assert.deepEqual(step.slice(0, 3), ['npm', 'cache', 'clean'], `a RUN step this replay knows: ${step.join(' ')}`);
             }

@@ -62,6 +62,8 @@ CREATE TABLE users (
     password_hash STRING,
     is_owner BOOL NOT NULL DEFAULT false,
     created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    active_ride_city STRING,
+    active_ride_id UUID,
     -- The row's home region, computed from its city, so a rider's rows live in their city's region whichever gateway
     -- inserted them; REGIONAL BY ROW AS needs a crdb_internal_region NOT NULL column (https://www.cockroachlabs.com/docs/v24.3/table-localities#regional-by-row-tables).
     region crdb_internal_region NOT NULL AS (
@@ -106,12 +108,8 @@ CREATE TABLE vehicles (
     CONSTRAINT fk_city_ref_users FOREIGN KEY (city, owner_id) REFERENCES users (city, id)
 ) WITH (schema_locked = false) LOCALITY REGIONAL BY ROW AS region;
 
--- The vehicles page: one city, not removed, newest first.
--- Partial: used only by a query whose filter implies the predicate (https://www.cockroachlabs.com/docs/v24.3/partial-indexes). The app writes it as a
--- literal, so that a generic plan, made before any placeholder has a value, can use the index too
--- (https://www.cockroachlabs.com/docs/v25.4/cost-based-optimizer#query-plan-type).
-CREATE INDEX vehicles_city_listing_idx ON vehicles (city, date_added DESC, id DESC)
-WHERE status <> 'removed';
+-- The vehicles page: one city, newest first; removed vehicles are skipped as read (status is in no index).
+CREATE INDEX vehicles_city_newest_idx ON vehicles (city, date_added DESC, id DESC);
 
 -- A profile's vehicles, and the foreign key's lookups.
 CREATE INDEX vehicles_owner_idx ON vehicles (city, owner_id);
@@ -149,22 +147,6 @@ CREATE TABLE rides (
 -- Implicitly partitioned by the row's region, which follows the ride's city, not rider_city: a lookup by rider reads
 -- every region (https://www.cockroachlabs.com/docs/v24.3/alter-table#using-implicit-vs-explicit-index-partitioning-in-regional-by-row-tables).
 CREATE INDEX rides_rider_idx ON rides (rider_city, rider_id, start_time DESC);
-
--- The last line of defence against double rides: at most one active ride per vehicle...
--- Partial: used only by a query whose filter implies the predicate (https://www.cockroachlabs.com/docs/v24.3/partial-indexes). The app writes it as a
--- literal, so that a generic plan, made before any placeholder has a value, can use the index too
--- (https://www.cockroachlabs.com/docs/v25.4/cost-based-optimizer#query-plan-type).
-CREATE UNIQUE INDEX rides_one_active_per_vehicle_idx ON rides (city, vehicle_id)
-WHERE end_time IS NULL;
-
--- ...and at most one per rider.
--- Implicitly partitioned by the row's region, which follows the ride's city, not rider_city: a lookup by rider reads
--- every region, and this uniqueness is checked in every region (https://www.cockroachlabs.com/docs/v24.3/alter-table#using-implicit-vs-explicit-index-partitioning-in-regional-by-row-tables).
--- Partial: used only by a query whose filter implies the predicate (https://www.cockroachlabs.com/docs/v24.3/partial-indexes). The app writes it as a
--- literal, so that a generic plan, made before any placeholder has a value, can use the index too
--- (https://www.cockroachlabs.com/docs/v25.4/cost-based-optimizer#query-plan-type).
-CREATE UNIQUE INDEX rides_one_active_per_rider_idx ON rides (rider_city, rider_id)
-WHERE end_time IS NULL;
 
 -- Logged-in sessions (src/db/session-store.ts), read by sid on every logged-in request. REGIONAL BY ROW with the
 -- default crdb_region homes a session in the region of the gateway that logged the rider in, the region that serves

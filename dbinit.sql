@@ -56,6 +56,8 @@ CREATE TABLE users (
     password_hash STRING,
     is_owner BOOL NOT NULL DEFAULT false,
     created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    active_ride_city STRING,
+    active_ride_id UUID,
     CONSTRAINT users_pkey PRIMARY KEY (city, id),
     CONSTRAINT check_city CHECK (city IN ('new york', 'boston', 'washington dc', 'san francisco', 'seattle', 'los angeles', 'amsterdam', 'paris', 'rome')),
     -- Not partitioned: a username is unique across all cities, which per-city partitions cannot enforce; the docs
@@ -100,17 +102,13 @@ CREATE TABLE vehicles (
     PARTITION europe_west VALUES IN ('amsterdam', 'paris', 'rome')
 ) WITH (schema_locked = false);
 
--- The vehicles page: one city, not removed, newest first.
--- Partial: used only by a query whose filter implies the predicate (https://www.cockroachlabs.com/docs/v24.3/partial-indexes). The app writes it as a
--- literal, so that a generic plan, made before any placeholder has a value, can use the index too
--- (https://www.cockroachlabs.com/docs/v25.4/cost-based-optimizer#query-plan-type).
-CREATE INDEX vehicles_city_listing_idx ON vehicles (city, date_added DESC, id DESC)
+-- The vehicles page: one city, newest first; removed vehicles are skipped as read (status is in no index).
+CREATE INDEX vehicles_city_newest_idx ON vehicles (city, date_added DESC, id DESC)
 PARTITION BY LIST (city) (
     PARTITION us_east VALUES IN ('new york', 'boston', 'washington dc'),
     PARTITION us_west VALUES IN ('san francisco', 'seattle', 'los angeles'),
     PARTITION europe_west VALUES IN ('amsterdam', 'paris', 'rome')
-)
-WHERE status <> 'removed';
+);
 
 -- A profile's vehicles, and the foreign key's lookups.
 CREATE INDEX vehicles_owner_idx ON vehicles (city, owner_id)
@@ -126,9 +124,9 @@ PARTITION BY LIST (city) (
 ALTER PARTITION us_east OF INDEX vehicles@vehicles_pkey CONFIGURE ZONE USING constraints = '[+region=gcp-us-east1]';
 ALTER PARTITION us_west OF INDEX vehicles@vehicles_pkey CONFIGURE ZONE USING constraints = '[+region=gcp-us-west1]';
 ALTER PARTITION europe_west OF INDEX vehicles@vehicles_pkey CONFIGURE ZONE USING constraints = '[+region=gcp-europe-west1]';
-ALTER PARTITION us_east OF INDEX vehicles@vehicles_city_listing_idx CONFIGURE ZONE USING constraints = '[+region=gcp-us-east1]';
-ALTER PARTITION us_west OF INDEX vehicles@vehicles_city_listing_idx CONFIGURE ZONE USING constraints = '[+region=gcp-us-west1]';
-ALTER PARTITION europe_west OF INDEX vehicles@vehicles_city_listing_idx CONFIGURE ZONE USING constraints = '[+region=gcp-europe-west1]';
+ALTER PARTITION us_east OF INDEX vehicles@vehicles_city_newest_idx CONFIGURE ZONE USING constraints = '[+region=gcp-us-east1]';
+ALTER PARTITION us_west OF INDEX vehicles@vehicles_city_newest_idx CONFIGURE ZONE USING constraints = '[+region=gcp-us-west1]';
+ALTER PARTITION europe_west OF INDEX vehicles@vehicles_city_newest_idx CONFIGURE ZONE USING constraints = '[+region=gcp-europe-west1]';
 ALTER PARTITION us_east OF INDEX vehicles@vehicles_owner_idx CONFIGURE ZONE USING constraints = '[+region=gcp-us-east1]';
 ALTER PARTITION us_west OF INDEX vehicles@vehicles_owner_idx CONFIGURE ZONE USING constraints = '[+region=gcp-us-west1]';
 ALTER PARTITION europe_west OF INDEX vehicles@vehicles_owner_idx CONFIGURE ZONE USING constraints = '[+region=gcp-europe-west1]';
@@ -167,32 +165,6 @@ PARTITION BY LIST (rider_city) (
     PARTITION europe_west VALUES IN ('amsterdam', 'paris', 'rome')
 );
 
--- The last line of defence against double rides: at most one active ride per vehicle...
--- Partial: used only by a query whose filter implies the predicate (https://www.cockroachlabs.com/docs/v24.3/partial-indexes). The app writes it as a
--- literal, so that a generic plan, made before any placeholder has a value, can use the index too
--- (https://www.cockroachlabs.com/docs/v25.4/cost-based-optimizer#query-plan-type).
-CREATE UNIQUE INDEX rides_one_active_per_vehicle_idx ON rides (city, vehicle_id)
-PARTITION BY LIST (city) (
-    PARTITION us_east VALUES IN ('new york', 'boston', 'washington dc'),
-    PARTITION us_west VALUES IN ('san francisco', 'seattle', 'los angeles'),
-    PARTITION europe_west VALUES IN ('amsterdam', 'paris', 'rome')
-)
-WHERE end_time IS NULL;
-
--- ...and at most one per rider.
--- Partitioned by rider_city: the partition columns must lead the index (https://www.cockroachlabs.com/docs/v24.3/partitioning#primary-key-considerations),
--- so these entries live in the rider's home region.
--- Partial: used only by a query whose filter implies the predicate (https://www.cockroachlabs.com/docs/v24.3/partial-indexes). The app writes it as a
--- literal, so that a generic plan, made before any placeholder has a value, can use the index too
--- (https://www.cockroachlabs.com/docs/v25.4/cost-based-optimizer#query-plan-type).
-CREATE UNIQUE INDEX rides_one_active_per_rider_idx ON rides (rider_city, rider_id)
-PARTITION BY LIST (rider_city) (
-    PARTITION us_east VALUES IN ('new york', 'boston', 'washington dc'),
-    PARTITION us_west VALUES IN ('san francisco', 'seattle', 'los angeles'),
-    PARTITION europe_west VALUES IN ('amsterdam', 'paris', 'rome')
-)
-WHERE end_time IS NULL;
-
 -- Pin each partition of every rides index to its region (https://www.cockroachlabs.com/docs/v24.3/alter-partition#create-a-replication-zone-for-a-partition);
 -- a constraint no node matches is refused, so a cluster without these regions stops the load here
 -- (https://github.com/cockroachdb/cockroach/blob/master/pkg/sql/set_zone_config.go: "matches no existing nodes within the cluster").
@@ -202,12 +174,6 @@ ALTER PARTITION europe_west OF INDEX rides@rides_pkey CONFIGURE ZONE USING const
 ALTER PARTITION us_east OF INDEX rides@rides_rider_idx CONFIGURE ZONE USING constraints = '[+region=gcp-us-east1]';
 ALTER PARTITION us_west OF INDEX rides@rides_rider_idx CONFIGURE ZONE USING constraints = '[+region=gcp-us-west1]';
 ALTER PARTITION europe_west OF INDEX rides@rides_rider_idx CONFIGURE ZONE USING constraints = '[+region=gcp-europe-west1]';
-ALTER PARTITION us_east OF INDEX rides@rides_one_active_per_vehicle_idx CONFIGURE ZONE USING constraints = '[+region=gcp-us-east1]';
-ALTER PARTITION us_west OF INDEX rides@rides_one_active_per_vehicle_idx CONFIGURE ZONE USING constraints = '[+region=gcp-us-west1]';
-ALTER PARTITION europe_west OF INDEX rides@rides_one_active_per_vehicle_idx CONFIGURE ZONE USING constraints = '[+region=gcp-europe-west1]';
-ALTER PARTITION us_east OF INDEX rides@rides_one_active_per_rider_idx CONFIGURE ZONE USING constraints = '[+region=gcp-us-east1]';
-ALTER PARTITION us_west OF INDEX rides@rides_one_active_per_rider_idx CONFIGURE ZONE USING constraints = '[+region=gcp-us-west1]';
-ALTER PARTITION europe_west OF INDEX rides@rides_one_active_per_rider_idx CONFIGURE ZONE USING constraints = '[+region=gcp-europe-west1]';
 
 -- Logged-in sessions (src/db/session-store.ts), read by sid on every logged-in request. A session belongs to no city
 -- and its key is a random sid, so it is not partitioned; its zone config below gives it a replica in every region.

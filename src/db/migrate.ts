@@ -2,7 +2,7 @@ import { type Kysely, type Migration, type MigrationProvider, Migrator, sql } fr
 import * as initial from './migrations/001-initial.js';
 import * as fleet from './migrations/002-fleet.js';
 import * as locatedAt from './migrations/003-vehicle-located-at.js';
-import * as reserved from './migrations/004-reserved.js';
+import * as activeRide from './migrations/004-active-ride.js';
 import * as api from './migrations/005-api.js';
 import { type Mode, MULTI_REGION_DDL_FILE, PARTITIONED_DDL_FILE, REGION_COLUMN, upgradePath } from './cockroach-files.js';
 import { type Database, SCHEMA_VERSION, type SchemaChange } from './schema.js';
@@ -14,7 +14,7 @@ export const MIGRATIONS = {
   '001-initial': initial,
   '002-fleet': fleet,
   '003-vehicle-located-at': locatedAt,
-  '004-reserved': reserved,
+  '004-active-ride': activeRide,
   '005-api': api,
 } satisfies Record<string, Migration & { change?: SchemaChange }>;
 

@@ -94,6 +94,8 @@ export interface IndexDef {
   readonly purpose: string;
   /** The schema version that added it; 1 when absent. */
   readonly since?: number;
+  /** The schema version that dropped it, if any. */
+  readonly until?: number;
 }
 
 const table = <const T extends TableDef>(definition: T): T => definition;
@@ -112,6 +114,12 @@ export const TABLES = {
       password_hash: nullable(STRING),
       is_owner: defaulted(BOOL, 'false'),
       created_at: defaulted(TIMESTAMPTZ, 'now()'),
+      /**
+       * The rider's active ride (its city and id), null when not riding: one column pair, so at most one. Set by a
+       * conditional update (WHERE active_ride_id IS NULL) that is the claim; in no index, so the update stays HOT.
+       */
+      active_ride_city: nullable(CITY_COPY, { since: 4 }),
+      active_ride_id: nullable(UUID, { since: 4 }),
     },
     primaryKey: ['city', 'id'],
     uniques: [{ name: 'users_username_key', columns: ['username'] }],
@@ -213,6 +221,11 @@ export const TABLES = {
   schema_info: table({ byCity: false, columns: { version: required(INT) }, primaryKey: ['version'] }),
 } as const satisfies Record<string, TableDef>;
 
+/**
+ * No column that starting or ending a ride changes (vehicles.status, last_location, located_at; rides.end_*,
+ * length; users.active_ride_*) may appear in an index's key or predicate: PostgreSQL then makes those updates HOT,
+ * adding no index entry that other riders' SERIALIZABLE reads of the same index page would conflict with.
+ */
 export const INDEXES: readonly IndexDef[] = [
   {
     name: 'vehicles_city_listing_idx',
@@ -220,6 +233,14 @@ export const INDEXES: readonly IndexDef[] = [
     columns: ['city', 'date_added DESC', 'id DESC'],
     where: "status <> 'removed'",
     purpose: 'The vehicles page: one city, not removed, newest first.',
+    until: 4,
+  },
+  {
+    name: 'vehicles_city_newest_idx',
+    table: 'vehicles',
+    columns: ['city', 'date_added DESC', 'id DESC'],
+    purpose: 'The vehicles page: one city, newest first; removed vehicles are skipped as read (status is in no index).',
+    since: 4,
   },
   { name: 'vehicles_owner_idx', table: 'vehicles', columns: ['city', 'owner_id'], purpose: "A profile's vehicles, and the foreign key's lookups." },
   { name: 'rides_rider_idx', table: 'rides', columns: ['rider_city', 'rider_id', 'start_time DESC'], purpose: "A rider's history, newest first." },
@@ -230,6 +251,7 @@ export const INDEXES: readonly IndexDef[] = [
     columns: ['city', 'vehicle_id'],
     where: 'end_time IS NULL',
     purpose: 'The last line of defence against double rides: at most one active ride per vehicle...',
+    until: 4,
   },
   {
     name: 'rides_one_active_per_rider_idx',
@@ -238,6 +260,7 @@ export const INDEXES: readonly IndexDef[] = [
     columns: ['rider_city', 'rider_id'],
     where: 'end_time IS NULL',
     purpose: '...and at most one per rider.',
+    until: 4,
   },
   { name: 'sessions_expire_idx', table: 'sessions', columns: ['expire'], purpose: 'Expired sessions are pruned by expire.' },
   {

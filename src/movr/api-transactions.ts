@@ -156,7 +156,7 @@ const vehiclesFirst = prepare(['city', 'limit'], (db, { city, limit }) =>
     .limit(limit),
 );
 
-// Keyset paging on vehicles_city_listing_idx: after the cursor's vehicle, compared exactly as stored (microseconds).
+// Keyset paging on vehicles_city_newest_idx: after the cursor's vehicle, compared exactly as stored (microseconds).
 const vehiclesAfter = prepare(['city', 'after', 'limit'], (db, { city, after, limit }) =>
   db
     .selectFrom('vehicles')

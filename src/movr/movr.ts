@@ -132,7 +132,7 @@ export class MovR {
     return this.read((db) => txn.getRides(db, rider));
   }
 
-  /** The rider's ride in progress, if any (the partial index of active rides finds it). */
+  /** The rider's ride in progress, if any (their users row names it). */
   getActiveRide(rider: UserRef): Promise<Ride | undefined> {
     return this.read((db) => txn.getActiveRide(db, rider));
   }

@@ -59,9 +59,9 @@ export async function getUsers(db: Kysely<Database>, city: City): Promise<User[]
 
 /** The row stays for ride history, emptied of personal data; the username is freed. */
 export async function removeUser(tx: Tx, actor: UserRef): Promise<void> {
-  await assertAccount(tx, actor);
+  const account = await riderAccount(tx, actor);
   const reasons = [];
-  if (await activeRide(tx, actor)) reasons.push('End your ride before deleting your account.');
+  if (account.active_ride_id !== null) reasons.push('End your ride before deleting your account.');
   if (await ownsVehicles(tx, actor)) reasons.push('Remove your vehicles before deleting your account.');
   if (reasons.length > 0) throw new RefusedError(reasons.join(' '));
   await tx
@@ -88,7 +88,7 @@ const vehiclesOfCity = prepare(['city', 'offset'], (db, { city, offset }) =>
     .selectFrom('vehicles')
     .select(VEHICLE_COLUMNS)
     .where('city', '=', city)
-    // A literal, not a parameter: a generic plan cannot prove a partial index's predicate from a placeholder.
+    // Removed vehicles are skipped as the index is read: status is in no index, so that rides' updates of it stay HOT.
     .where('status', '<>', sql.lit('removed'))
     .orderBy('date_added', 'desc')
     .orderBy('id', 'desc')
@@ -135,39 +135,48 @@ export async function removeVehicle(tx: Tx, actor: UserRef, vehicleId: string): 
 }
 
 /**
- * Claims the vehicle only if the read found it available: SERIALIZABLE makes the loser of a race retry and see the
- * claim. Riding already is refused by the unique index on active rides: reading it first made concurrent starts
- * abort each other.
+ * Two claims, each a conditional update of one row by its primary key: the vehicle's status from available to
+ * in_use, and the rider's active_ride_id from null to the new ride. Whoever loses a race updates no row (or, under
+ * SERIALIZABLE, retries and sees the winner's claim) and is refused. No index holds status, end_time or
+ * active_ride_id, so these updates are HOT: they add no index entry for other riders' reads to conflict with.
  */
 export async function startRide(tx: Tx, rider: UserRef, vehicleId: string, preferredCity: City): Promise<Ride> {
   const vehicle = await findVehicle(tx, vehicleId, preferredCity);
   if (vehicle.status === 'removed') throw new NotFoundError('No such vehicle.');
-  await assertAccount(tx, rider);
-  if (vehicle.status !== 'available') {
-    // Refused either way; riding already is the reason to give first.
-    throw new RefusedError((await activeRide(tx, rider)) ? ALREADY_RIDING : NOT_AVAILABLE);
-  }
-  await moveVehicle(tx, vehicle, { status: 'in_use' });
+  const account = await riderAccount(tx, rider);
+  // Refused either way; riding already is the reason to give first.
+  if (account.active_ride_id !== null) throw new RefusedError(ALREADY_RIDING);
+  if (vehicle.status !== 'available') throw new RefusedError(NOT_AVAILABLE);
+  const claimed = await tx
+    .updateTable('vehicles')
+    .set({ status: 'in_use' })
+    .where('city', '=', vehicle.city)
+    .where('id', '=', vehicle.id)
+    .where('status', '=', sql.lit('available'))
+    .executeTakeFirst();
+  if (claimed.numUpdatedRows === 0n) throw new RefusedError(NOT_AVAILABLE);
   // The new row comes back from the insert: reading it by index would lock the index page other starts insert into.
   const ride = await tx
     .insertInto('rides')
     .values({ city: vehicle.city, vehicle_id: vehicle.id, rider_id: rider.id, rider_city: rider.city, start_location: vehicle.last_location })
     .returning(['id', 'city', 'vehicle_id as vehicleId', 'start_location as startLocation', 'start_time as startTime'])
-    .executeTakeFirstOrThrow()
-    .catch(
-      refuseDuplicate({
-        rides_one_active_per_rider_idx: () => new RefusedError(ALREADY_RIDING),
-        rides_one_active_per_vehicle_idx: () => new RefusedError(NOT_AVAILABLE),
-      }),
-    );
+    .executeTakeFirstOrThrow();
+  const riding = await tx
+    .updateTable('users')
+    .set({ active_ride_city: ride.city, active_ride_id: ride.id })
+    .where('city', '=', rider.city)
+    .where('id', '=', rider.id)
+    .where('active_ride_id', 'is', null)
+    .executeTakeFirst();
+  if (riding.numUpdatedRows === 0n) throw new RefusedError(ALREADY_RIDING);
   return { ...ride, vehicleType: vehicle.type, vehicleColor: vehicle.color, vehicleBrand: vehicle.brand, endLocation: null, endTime: null, lengthMs: null };
 }
 
 export async function endRide(tx: Tx, rider: UserRef, rideId: string, location: string, preferredCity: City): Promise<Ride> {
   const ride = await findRide(tx, rideId, preferredCity);
   if (ride.rider_id !== rider.id) throw new ForbiddenError('You can only end your own rides.');
-  await assertAccount(tx, rider);
-  if (ride.end_time !== null) throw new RefusedError('That ride has already ended.');
+  const account = await riderAccount(tx, rider);
+  if (ride.end_time !== null || account.active_ride_id !== ride.id) throw new RefusedError('That ride has already ended.');
   // now() is the transaction's timestamp, so length is exactly end_time - start_time.
   await tx
     .updateTable('rides')
@@ -177,6 +186,13 @@ export async function endRide(tx: Tx, rider: UserRef, rideId: string, location: 
     .execute();
   // An active ride's vehicle is in use (startRide set both in one transaction).
   await moveVehicle(tx, { city: ride.city, id: ride.vehicle_id }, { status: 'available', last_location: location, located_at: sql<Date>`now()` });
+  await tx
+    .updateTable('users')
+    .set({ active_ride_city: null, active_ride_id: null })
+    .where('city', '=', rider.city)
+    .where('id', '=', rider.id)
+    .where('active_ride_id', '=', ride.id)
+    .execute();
   return readRide(tx, ride.city, ride.id);
 }
 
@@ -194,9 +210,12 @@ export function getRides(db: Kysely<Database>, rider: UserRef): Promise<Ride[]> 
   return ridesOfRider(db, rider);
 }
 
-/** The ride in progress: for the account-deletion checks, and for the riding bar (web/middleware/locals.ts). */
+/** The ride in progress, named by the rider's users row, for the riding bar (web/middleware/locals.ts): each row by key. */
 const activeRideOfRider = prepare(['city', 'id'], (db, { city, id }) =>
-  ridesQuery(db).where('rides.rider_city', '=', city).where('rides.rider_id', '=', id).where('rides.end_time', 'is', null),
+  ridesQuery(db)
+    .innerJoin('users', (join) => join.onRef('users.active_ride_city', '=', 'rides.city').onRef('users.active_ride_id', '=', 'rides.id'))
+    .where('users.city', '=', city)
+    .where('users.id', '=', id),
 );
 
 export async function getActiveRide(db: Kysely<Database>, rider: UserRef): Promise<Ride | undefined> {
@@ -206,20 +225,23 @@ export async function getActiveRide(db: Kysely<Database>, rider: UserRef): Promi
 
 /** A session that outlived its account (deleted meanwhile) acts for nobody: SERIALIZABLE orders this read against the deletion. */
 export async function assertAccount(tx: Tx, actor: UserRef): Promise<void> {
+  await riderAccount(tx, actor);
+}
+
+/** The actor's users row (its active ride), by key; AccountGoneError for a deleted account. */
+async function riderAccount(tx: Tx, actor: UserRef) {
   const account = await tx
     .selectFrom('users')
-    .select('id')
+    .select(['id', 'active_ride_id'])
     .where('city', '=', actor.city)
     .where('id', '=', actor.id)
     .where('username', 'is not', null)
     .executeTakeFirst();
   if (!account) throw new AccountGoneError();
+  return account;
 }
 
-/**
- * Sets the vehicle's status (and more) by its primary key alone: a condition on status would let PostgreSQL scan the
- * city's listing index instead, and SERIALIZABLE would then lock the pages of every vehicle of the city.
- */
+/** Sets the vehicle's status (and more) by its primary key. */
 async function moveVehicle(
   tx: Tx,
   vehicle: { city: City; id: string },
@@ -245,16 +267,6 @@ async function findRide(tx: Tx, id: string, preferredCity: City) {
   const ride = (await query.where('city', '=', preferredCity).executeTakeFirst()) ?? (await query.where('city', 'in', CITIES).executeTakeFirst());
   if (!ride) throw new NotFoundError('No such ride.');
   return ride;
-}
-
-function activeRide(tx: Tx, rider: UserRef) {
-  return tx
-    .selectFrom('rides')
-    .select('id')
-    .where('rider_city', '=', rider.city)
-    .where('rider_id', '=', rider.id)
-    .where('end_time', 'is', null)
-    .executeTakeFirst();
 }
 
 /** True when the user owns a vehicle that is not removed (vehicles live in their owner's city). */

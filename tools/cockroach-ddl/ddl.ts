@@ -149,7 +149,7 @@ export function cockroachSchema(
         foreignKeys: table.foreignKeys ?? [],
       };
     });
-  return { tables, indexes: INDEXES.filter((index) => present(index.since)) };
+  return { tables, indexes: INDEXES.filter((index) => present(index.since) && (index.until === undefined || version < index.until)) };
 }
 
 const CITY_COLUMNS = new Set(['city', 'rider_city']);
@@ -500,8 +500,12 @@ function renderUpgrade(mode: Mode, layout: readonly RegionLayout[], version: num
       .filter(([, columns]) => columns.length > 0),
   );
   const newIndexes = after.indexes.filter((index) => !indexExisted.has(index.name) && existed.has(index.table));
+  const indexStays = new Set(after.indexes.map((index) => index.name));
+  const droppedIndexes = before.indexes.filter((index) => !indexStays.has(index.name));
   const newZones = after.tables.filter((table) => existed.has(table.name) && mode === 'partitioned' && GLOBAL_READS_SINCE[table.name] === version);
-  const touched = [...new Set([...newColumns.keys(), ...newZones, ...newIndexes.map((index) => after.tables.find((t) => t.name === index.table)!)])];
+  const touched = [
+    ...new Set([...newColumns.keys(), ...newZones, ...[...newIndexes, ...droppedIndexes].map((index) => after.tables.find((t) => t.name === index.table)!)]),
+  ];
 
   const file = upgradeFileName(mode, version);
   const out: string[] = [
@@ -547,6 +551,18 @@ function renderUpgrade(mode: Mode, layout: readonly RegionLayout[], version: num
     const table = after.tables.find((t) => t.name === index.table)!;
     out.push(createIndex(index, table, mode, layout, true));
     if (mode === 'partitioned' && table.byCity) out.push(partitionZones(table, [index.name], layout));
+  }
+  for (const index of droppedIndexes) {
+    out.push(
+      [
+        ...commentParagraph(
+          `Version ${version} no longer has ${index.name}, dropped after any index that replaces it exists (${DOCS}/drop-index); ` +
+            'one made by CREATE UNIQUE INDEX needs no CASCADE (https://github.com/cockroachdb/cockroach/pull/42001), and IF ' +
+            'EXISTS lets this file run again.',
+        ),
+        `DROP INDEX IF EXISTS ${index.table}@${index.name};`,
+      ].join('\n'),
+    );
   }
   for (const table of newZones) out.push(globalReadsZone(table, layout));
   for (const table of after.tables.filter((t) => !existed.has(t.name))) {

@@ -75,6 +75,7 @@ CREATE TABLE users (
     ) STORED,
     CONSTRAINT users_pkey PRIMARY KEY (city, id),
     CONSTRAINT check_city CHECK (city IN ('new york', 'boston', 'washington dc', 'san francisco', 'seattle', 'los angeles', 'amsterdam', 'paris', 'rome')),
+    CONSTRAINT check_active_ride CHECK ((active_ride_city IS NULL) = (active_ride_id IS NULL)),
     -- Implicitly partitioned by region like every index of a REGIONAL BY ROW table; CockroachDB keeps it unique
     -- across regions by checking the other regions on every insert and update of a username (https://www.cockroachlabs.com/docs/v24.3/alter-table#using-implicit-vs-explicit-index-partitioning-in-regional-by-row-tables).
     CONSTRAINT users_username_key UNIQUE (username)
@@ -240,5 +241,8 @@ CREATE TABLE schema_info (
     version INT NOT NULL,
     CONSTRAINT schema_info_pkey PRIMARY KEY (version)
 ) WITH (schema_locked = false) LOCALITY GLOBAL;
+
+-- users is created before rides: the key is added once both exist (https://www.cockroachlabs.com/docs/v24.3/alter-table#add-constraint).
+ALTER TABLE users ADD CONSTRAINT fk_active_ride_ref_rides FOREIGN KEY (active_ride_city, active_ride_id) REFERENCES rides (city, id);
 
 INSERT INTO schema_info (version) VALUES (5);

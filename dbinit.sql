@@ -60,6 +60,7 @@ CREATE TABLE users (
     active_ride_id UUID,
     CONSTRAINT users_pkey PRIMARY KEY (city, id),
     CONSTRAINT check_city CHECK (city IN ('new york', 'boston', 'washington dc', 'san francisco', 'seattle', 'los angeles', 'amsterdam', 'paris', 'rome')),
+    CONSTRAINT check_active_ride CHECK ((active_ride_city IS NULL) = (active_ride_id IS NULL)),
     -- Not partitioned: a username is unique across all cities, which per-city partitions cannot enforce; the docs
     -- answer global uniqueness with an unpartitioned secondary index (https://www.cockroachlabs.com/docs/v24.3/partitioning#partition-using-a-secondary-index).
     -- It serves log-in by username too, and lives in the default zone: sign-up, log-in and account deletion may cross
@@ -299,5 +300,8 @@ CREATE TABLE schema_info (
     version INT NOT NULL,
     CONSTRAINT schema_info_pkey PRIMARY KEY (version)
 ) WITH (schema_locked = false);
+
+-- users is created before rides: the key is added once both exist (https://www.cockroachlabs.com/docs/v24.3/alter-table#add-constraint).
+ALTER TABLE users ADD CONSTRAINT fk_active_ride_ref_rides FOREIGN KEY (active_ride_city, active_ride_id) REFERENCES rides (city, id);
 
 INSERT INTO schema_info (version) VALUES (5);

@@ -64,6 +64,14 @@ ALTER TABLE users ADD COLUMN IF NOT EXISTS active_ride_city STRING, ADD COLUMN I
 -- so that running it again changes nothing.
 UPDATE users SET active_ride_city = r.city, active_ride_id = r.id FROM rides r WHERE r.rider_city = users.city AND r.rider_id = users.id AND r.end_time IS NULL AND users.active_ride_id IS NULL;
 
+-- https://www.cockroachlabs.com/docs/v24.3/alter-table#add-constraint; IF NOT EXISTS since v21.2 (https://github.com/cockroachdb/cockroach/pull/71257,
+-- undocumented: https://github.com/cockroachdb/docs/issues/16059). An existing row that breaks it stops the load here.
+ALTER TABLE users ADD CONSTRAINT IF NOT EXISTS check_active_ride CHECK ((active_ride_city IS NULL) = (active_ride_id IS NULL));
+
+-- https://www.cockroachlabs.com/docs/v24.3/alter-table#add-constraint; IF NOT EXISTS since v21.2 (https://github.com/cockroachdb/cockroach/pull/71257,
+-- undocumented: https://github.com/cockroachdb/docs/issues/16059). An existing row that breaks it stops the load here.
+ALTER TABLE users ADD CONSTRAINT IF NOT EXISTS fk_active_ride_ref_rides FOREIGN KEY (active_ride_city, active_ride_id) REFERENCES rides (city, id);
+
 -- The vehicles page: one city, newest first; removed vehicles are skipped as read (status is in no index).
 CREATE INDEX IF NOT EXISTS vehicles_city_newest_idx ON vehicles (city, date_added DESC, id DESC);
 

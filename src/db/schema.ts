@@ -69,13 +69,15 @@ export interface TableDef {
   readonly columns: Readonly<Record<string, ColumnDef>>;
   readonly primaryKey: readonly string[];
   /** Beyond the `oneOf` lists of the column types, which become `check_<column>`. */
-  readonly checks?: readonly { readonly name: string; readonly expr: string }[];
+  readonly checks?: readonly { readonly name: string; readonly expr: string; readonly since?: number }[];
   readonly uniques?: readonly { readonly name: string; readonly columns: readonly string[] }[];
   readonly foreignKeys?: readonly {
     readonly name: string;
     readonly columns: readonly string[];
     readonly table: string;
     readonly refColumns: readonly string[];
+    /** The schema version that added it; 1 when absent. */
+    readonly since?: number;
   }[];
   /** Rows belong to the city in `city`: partitioned by it, or REGIONAL BY ROW in its region, on CockroachDB. */
   readonly byCity: boolean;
@@ -122,7 +124,12 @@ export const TABLES = {
       active_ride_id: nullable(UUID, { since: 4 }),
     },
     primaryKey: ['city', 'id'],
+    checks: [{ name: 'check_active_ride', expr: '(active_ride_city IS NULL) = (active_ride_id IS NULL)', since: 4 }],
     uniques: [{ name: 'users_username_key', columns: ['username'] }],
+    // A ride that exists; not indexed, as nothing deletes rides or changes their keys, and an index would make the claim non-HOT.
+    foreignKeys: [
+      { name: 'fk_active_ride_ref_rides', columns: ['active_ride_city', 'active_ride_id'], table: 'rides', refColumns: ['city', 'id'], since: 4 },
+    ],
   }),
   vehicles: table({
     byCity: true,

@@ -239,6 +239,14 @@ function applySql(schema: Schema, sql: string): Schema {
       const table = schema.tables.get(m[1]!);
       assert.ok(table, `ALTER TABLE of unknown table ${m[1]}`);
       for (const added of splitTopLevel(m[2]!, ',')) parseColumn(added.replace(/^ADD COLUMN (IF NOT EXISTS )?/i, ''), table);
+    } else if ((m = /^ALTER TABLE (\w+) ADD CONSTRAINT (?:IF NOT EXISTS )?(\w+) (.*)$/i.exec(statement))) {
+      const table = schema.tables.get(m[1]!);
+      assert.ok(table, `ALTER TABLE of unknown table ${m[1]}`);
+      const fk = /^FOREIGN KEY \(([^)]*)\) REFERENCES (\w+) \(([^)]*)\)$/i.exec(m[3]!);
+      const check = /^CHECK \((.*)\)$/i.exec(m[3]!);
+      if (fk) table.foreignKeys.set(m[2]!, `(${names(fk[1]!).join(', ')}) -> ${fk[2]} (${names(fk[3]!).join(', ')})`);
+      else if (check) table.checks.set(m[2]!, squash(check[1]!));
+      else assert.fail(`constraint the test does not understand: ${statement}`);
     } else if ((m = /^ALTER TABLE (\w+) SET \(schema_locked = false\)$/i.exec(statement))) {
       assert.ok(schema.tables.has(m[1]!), `unlock of unknown table ${m[1]}`);
     } else if ((m = /^ALTER TABLE (\w+) CONFIGURE ZONE USING (.*)$/i.exec(statement))) {

@@ -104,7 +104,7 @@ export interface Table {
   readonly name: string;
   readonly columns: readonly Column[];
   readonly primaryKey: readonly string[];
-  readonly checks: readonly { readonly name: string; readonly expr: string }[];
+  readonly checks: readonly { readonly name: string; readonly expr: string; readonly since?: number }[];
   readonly uniques: readonly { readonly name: string; readonly columns: readonly string[] }[];
   readonly foreignKeys: NonNullable<TableDef['foreignKeys']>;
   readonly byCity: boolean;
@@ -144,9 +144,9 @@ export function cockroachSchema(
           ...(def.since === undefined ? {} : { since: def.since }),
         })),
         primaryKey: table.primaryKey,
-        checks: [...listChecks, ...(table.checks ?? [])],
+        checks: [...listChecks, ...(table.checks ?? []).filter((check) => present(check.since))],
         uniques: table.uniques ?? [],
-        foreignKeys: table.foreignKeys ?? [],
+        foreignKeys: (table.foreignKeys ?? []).filter((fk) => present(fk.since)),
       };
     });
   return { tables, indexes: INDEXES.filter((index) => present(index.since) && (index.until === undefined || version < index.until)) };
@@ -180,7 +180,8 @@ function columnSql(column: Column): string {
   return parts.join(' ');
 }
 
-function tableElements(table: Table, mode: Mode, layout: readonly RegionLayout[]): string[] {
+/** Foreign keys to a table the file creates later are added by ALTER TABLE once it exists (laterForeignKeys). */
+function tableElements(table: Table, mode: Mode, layout: readonly RegionLayout[], createdBefore: ReadonlySet<string>): string[] {
   const lines = table.columns.map((column) => `    ${columnSql(column)}`);
   if (mode === 'multiRegion' && table.byCity) {
     lines.push(
@@ -206,7 +207,7 @@ function tableElements(table: Table, mode: Mode, layout: readonly RegionLayout[]
           ` (${DOCS}/alter-table#using-implicit-vs-explicit-index-partitioning-in-regional-by-row-tables).\n`;
     lines.push(`${why}    CONSTRAINT ${unique.name} UNIQUE (${unique.columns.join(', ')})`);
   }
-  for (const fk of table.foreignKeys) {
+  for (const fk of table.foreignKeys.filter((fk) => createdBefore.has(fk.table))) {
     lines.push(
       `    CONSTRAINT ${fk.name} FOREIGN KEY (${fk.columns.join(', ')}) REFERENCES ${fk.table} (${fk.refColumns.join(', ')})`,
     );
@@ -346,6 +347,7 @@ function tableComment(table: Table, mode: Mode, version: number): string {
  * then relies on the schema changer unlocking the table by itself; this makes them need nothing of the kind.
  */
 function createTable(
+  createdBefore: ReadonlySet<string>,
   table: Table,
   indexes: readonly IndexDef[],
   mode: Mode,
@@ -359,7 +361,7 @@ function createTable(
     suffix += table.byCity ? ` LOCALITY REGIONAL BY ROW AS ${REGION_COLUMN}` : table.name === 'schema_info' ? ' LOCALITY GLOBAL' : ' LOCALITY REGIONAL BY ROW';
   }
   const head = `CREATE TABLE ${ifNotExists ? 'IF NOT EXISTS ' : ''}${table.name} (`;
-  const out = [[tableComment(table, mode, version), head, joinElements(tableElements(table, mode, layout)), `)${suffix};`].join('\n')];
+  const out = [[tableComment(table, mode, version), head, joinElements(tableElements(table, mode, layout, new Set([...createdBefore, table.name]))), `)${suffix};`].join('\n')];
   const own = indexes.filter((index) => index.table === table.name);
   for (const index of own) out.push(createIndex(index, table, mode, layout, ifNotExists));
   if (mode === 'partitioned' && table.byCity) out.push(partitionZones(table, [`${table.name}_pkey`, ...own.map((i) => i.name)], layout));
@@ -481,7 +483,12 @@ function render(mode: Mode, layout: readonly RegionLayout[], version: number): s
     );
   }
   out.push(`USE ${DATABASE_NAME};`);
-  for (const table of tables) out.push(...createTable(table, indexes, mode, layout, version, false));
+  const created = new Set<string>();
+  for (const table of tables) {
+    out.push(...createTable(created, table, indexes, mode, layout, version, false));
+    created.add(table.name);
+  }
+  out.push(...laterForeignKeys(tables));
   out.push(`INSERT INTO schema_info (version) VALUES (${version});`);
   return `${out.join('\n\n')}\n`;
 }
@@ -547,6 +554,10 @@ function renderUpgrade(mode: Mode, layout: readonly RegionLayout[], version: num
     );
   }
   for (const step of changeOf(version).data) out.push(`${commentParagraph(step.why).join('\n')}\n${step.sql};`);
+  for (const table of after.tables.filter((t) => existed.has(t.name))) {
+    for (const check of table.checks.filter((c) => c.since === version)) out.push(addConstraint(table.name, check.name, `CHECK (${check.expr})`));
+    for (const fk of table.foreignKeys.filter((f) => f.since === version)) out.push(addConstraint(table.name, fk.name, foreignKeySql(fk)));
+  }
   for (const index of newIndexes) {
     const table = after.tables.find((t) => t.name === index.table)!;
     out.push(createIndex(index, table, mode, layout, true));
@@ -565,13 +576,41 @@ function renderUpgrade(mode: Mode, layout: readonly RegionLayout[], version: num
     );
   }
   for (const table of newZones) out.push(globalReadsZone(table, layout));
+  const created = new Set(existed);
   for (const table of after.tables.filter((t) => !existed.has(t.name))) {
-    out.push(...createTable(table, after.indexes, mode, layout, version, true));
+    out.push(...createTable(created, table, after.indexes, mode, layout, version, true));
+    created.add(table.name);
   }
   out.push(
     `-- The app starts once schema_info holds ${version}; UPSERT, so that loading this file again changes nothing.\nUPSERT INTO schema_info (version) VALUES (${version});`,
   );
   return `${out.join('\n\n')}\n`;
+}
+
+const foreignKeySql = (fk: Table['foreignKeys'][number]) =>
+  `FOREIGN KEY (${fk.columns.join(', ')}) REFERENCES ${fk.table} (${fk.refColumns.join(', ')})`;
+
+/** ADD CONSTRAINT IF NOT EXISTS, so that an upgrade file runs again: CockroachDB's own extension (PostgreSQL has none). */
+function addConstraint(table: string, name: string, definition: string): string {
+  return [
+    `-- ${DOCS}/alter-table#add-constraint; IF NOT EXISTS since v21.2 (https://github.com/cockroachdb/cockroach/pull/71257,`,
+    '-- undocumented: https://github.com/cockroachdb/docs/issues/16059). An existing row that breaks it stops the load here.',
+    `ALTER TABLE ${table} ADD CONSTRAINT IF NOT EXISTS ${name} ${definition};`,
+  ].join('\n');
+}
+
+/** The foreign keys of `tables` to a table created after them, added once every table exists. */
+function laterForeignKeys(tables: readonly Table[]): string[] {
+  const order = new Map(tables.map((table, i) => [table.name, i]));
+  return tables.flatMap((table) =>
+    table.foreignKeys
+      .filter((fk) => (order.get(fk.table) ?? -1) >= order.get(table.name)!)
+      .map(
+        (fk) =>
+          `-- ${table.name} is created before ${fk.table}: the key is added once both exist (${DOCS}/alter-table#add-constraint).\n` +
+          `ALTER TABLE ${table.name} ADD CONSTRAINT ${fk.name} ${foreignKeySql(fk)};`,
+      ),
+  );
 }
 
 /** dbinit.sql: tables partitioned by city, one partition per region, zone configs pinning partitions to regions. */

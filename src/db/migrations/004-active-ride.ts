@@ -26,7 +26,7 @@ export const change: SchemaChange = {
  * a whole, so the partial unique indexes on `end_time IS NULL` and the listing's `status <> 'removed'` predicate made
  * riders who share no row abort each other. Now:
  * - a rider's active ride is their users row's active_ride_city/id, set by `UPDATE ... WHERE active_ride_id IS NULL`
- *   (the claim: at most one, as there is one column pair) and cleared when it ends;
+ *   (the claim: at most one, as there is one column pair), a foreign key to the ride, cleared when it ends;
  * - a vehicle is claimed by its status going from available to in_use, as before;
  * - the listing index keeps every vehicle, newest first, and the page skips removed ones as it reads;
  * - rides pages are filled to 70% only, so that ending a ride finds room for a HOT update.
@@ -35,6 +35,9 @@ export async function up(db: Kysely<any>): Promise<void> {
   const statements = [
     sql`ALTER TABLE users ADD COLUMN active_ride_city text, ADD COLUMN active_ride_id uuid`,
     ...change.data.map((step) => sql.raw(step.sql)),
+    sql`ALTER TABLE users ADD CONSTRAINT check_active_ride CHECK ((active_ride_city IS NULL) = (active_ride_id IS NULL))`,
+    // Not indexed: rides are never deleted nor their keys changed, and an index on the pair would make the claim non-HOT.
+    sql`ALTER TABLE users ADD CONSTRAINT fk_active_ride_ref_rides FOREIGN KEY (active_ride_city, active_ride_id) REFERENCES rides (city, id)`,
     // PostgreSQL only (CockroachDB has no heap pages): a ride is updated once, soon after its insert filled the page,
     // so pages keep room for that update to stay HOT on the same page.
     sql`ALTER TABLE rides SET (fillfactor = 70)`,
@@ -54,5 +57,6 @@ export async function down(db: Kysely<any>): Promise<void> {
   await sql`CREATE INDEX IF NOT EXISTS vehicles_city_listing_idx ON vehicles (city, date_added DESC, id DESC) WHERE status <> 'removed'`.execute(db);
   await sql`DROP INDEX IF EXISTS vehicles_city_newest_idx`.execute(db);
   await sql`ALTER TABLE rides RESET (fillfactor)`.execute(db);
+  await sql`ALTER TABLE users DROP CONSTRAINT IF EXISTS fk_active_ride_ref_rides, DROP CONSTRAINT IF EXISTS check_active_ride`.execute(db);
   await sql`ALTER TABLE users DROP COLUMN IF EXISTS active_ride_city, DROP COLUMN IF EXISTS active_ride_id`.execute(db);
 }

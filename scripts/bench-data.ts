@@ -150,6 +150,12 @@ export async function loadBenchData(db: Queryable, sizes: BenchSizes): Promise<B
       [activeRides],
     ],
     [`UPDATE vehicles SET status = 'in_use' WHERE (city, id) IN (SELECT city, vehicle_id FROM rides WHERE end_time IS NULL)`, []],
+    // Each rider's users row names their ride in progress, as startRide sets it.
+    [
+      `UPDATE users SET active_ride_city = r.city, active_ride_id = r.id FROM rides r
+       WHERE r.rider_city = users.city AND r.rider_id = users.id AND r.end_time IS NULL`,
+      [],
+    ],
   ];
 
   await db.query('BEGIN');

@@ -699,7 +699,10 @@ async function endOpenRides(database: MovrDatabase, riders: BenchRider[]): Promi
   await runStatement(database, (db) =>
     sql`WITH ended AS (
           UPDATE rides SET end_time = now(), length = now() - start_time, end_location = 'bench reset'
-          WHERE end_time IS NULL AND rider_id = ANY(${ids}::uuid[]) RETURNING city, vehicle_id)
+          WHERE end_time IS NULL AND rider_id = ANY(${ids}::uuid[]) RETURNING city, vehicle_id, id),
+        freed AS (
+          UPDATE users SET active_ride_city = NULL, active_ride_id = NULL FROM ended
+          WHERE users.active_ride_city = ended.city AND users.active_ride_id = ended.id RETURNING users.id)
         UPDATE vehicles SET status = 'available' FROM ended
         WHERE vehicles.city = ended.city AND vehicles.id = ended.vehicle_id AND vehicles.status = 'in_use'`.execute(db),
   );

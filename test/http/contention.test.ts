@@ -133,6 +133,11 @@ describe('many riders, few vehicles, all at once over HTTP', () => {
       GROUP BY v.id, v.status
       HAVING (v.status = 'in_use') <> (count(r.id) = 1)`.execute(kysely);
     assert.deepEqual(statusMismatch.rows, [], 'a vehicle is in_use if and only if it has an active ride');
+    const riderMismatch = await sql<{ id: string }>`
+      SELECT u.id FROM users u
+      FULL JOIN (SELECT id, rider_city, rider_id FROM rides WHERE end_time IS NULL) r ON r.rider_city = u.city AND r.rider_id = u.id
+      WHERE r.id IS DISTINCT FROM u.active_ride_id`.execute(kysely);
+    assert.deepEqual(riderMismatch.rows, [], "a rider's users row names their active ride, and only it");
 
     const active = await kysely.selectFrom('rides').select(['id', 'vehicle_id']).where('end_time', 'is', null).execute();
     assert.equal(active.length, VEHICLES, 'the last race filled every vehicle');

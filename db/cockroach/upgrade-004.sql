@@ -31,7 +31,10 @@
 -- carry a licence already.
 --
 -- Load it once, before starting app instances that need version 4 (they refuse to start until then, naming
--- this file); the columns it adds are nullable or have a default, so instances of the previous version keep working:
+-- this file).
+-- Stop every instance of the previous version first: instances of version 3 neither claim nor clear
+-- users.active_ride_id and rely on the dropped unique indexes, so running them beside version 4 could give a rider
+-- two rides:
 --   cockroach sql --url 'postgresql://root@<host>:26257/movr?sslmode=verify-full&sslrootcert=<ca.crt>' -f db/cockroach/upgrade-004.sql
 -- Every statement can run again, so an upgrade that stopped halfway (cockroach sql -f stops at the first error) is
 -- finished by loading this file again.

@@ -15,6 +15,8 @@ export const SCHEMA_VERSION = 5;
 export interface SchemaChange {
   readonly summary: string;
   readonly data: readonly { readonly why: string; readonly sql: string }[];
+  /** Set when instances of the previous version must be stopped before this version's schema is loaded: why. */
+  readonly stopPreviousVersion?: string;
 }
 
 /** A SQL type (CockroachDB's name), what Kysely reads and writes for it, and the values a CHECK allows, if any. */

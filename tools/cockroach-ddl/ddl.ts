@@ -527,7 +527,9 @@ function renderUpgrade(mode: Mode, layout: readonly RegionLayout[], version: num
       ...versionsBlock(),
       '--',
       `-- Load it once, before starting app instances that need version ${version} (they refuse to start until then, naming`,
-      '-- this file); the columns it adds are nullable or have a default, so instances of the previous version keep working:',
+      ...(changeOf(version).stopPreviousVersion
+        ? ['-- this file).', ...commentParagraph(`Stop every instance of the previous version first: ${changeOf(version).stopPreviousVersion}:`)]
+        : ['-- this file); the columns it adds are nullable or have a default, so instances of the previous version keep working:']),
       ...loadLines(file, DATABASE_NAME),
       '-- Every statement can run again, so an upgrade that stopped halfway (cockroach sql -f stops at the first error) is',
       '-- finished by loading this file again.',

@@ -8,6 +8,9 @@ export const change: SchemaChange = {
     'update, instead of partial unique indexes on end_time; the vehicles listing index loses its status predicate. ' +
     'Starting and ending a ride then change no indexed column, so PostgreSQL updates the rows in place (HOT) and ' +
     "riders on their own vehicles no longer abort each other's SERIALIZABLE transactions",
+  stopPreviousVersion:
+    'instances of version 3 neither claim nor clear users.active_ride_id and rely on the dropped unique indexes, ' +
+    'so running them beside version 4 could give a rider two rides',
   data: [
     {
       why:

@@ -6,7 +6,7 @@ import { runStatement, type Tx } from '../db/transaction.js';
 import { CITIES, type City } from '../regions.js';
 import { MovrError } from './errors.js';
 import { type Ride, toUser, toVehicle, type User, type UserRef, type Vehicle } from './models.js';
-import { ridesQuery, USER_COLUMNS, VEHICLE_COLUMNS } from './transactions.js';
+import { cityListing, ridesQuery, USER_COLUMNS, VEHICLE_COLUMNS } from './transactions.js';
 
 /**
  * The JSON API's transaction callbacks (bearer tokens, idempotency keys, listings by cursor), run by MovR like
@@ -145,27 +145,12 @@ export interface Slice<T> {
 /** Queries ask for one row more than the page, to tell whether another page follows. */
 const slice = <T>(rows: T[], limit: number): Slice<T> => ({ items: rows.slice(0, limit), more: rows.length > limit });
 
-const vehiclesFirst = prepare(['city', 'limit'], (db, { city, limit }) =>
-  db
-    .selectFrom('vehicles')
-    .select(VEHICLE_COLUMNS)
-    .where('city', '=', city)
-    .where('status', '<>', sql.lit('removed'))
-    .orderBy('date_added', 'desc')
-    .orderBy('id', 'desc')
-    .limit(limit),
-);
+const vehiclesFirst = prepare(['city', 'limit'], (db, { city, limit }) => cityListing(db, city).limit(limit));
 
 // Keyset paging on vehicles_city_newest_idx: after the cursor's vehicle, compared exactly as stored (microseconds).
 const vehiclesAfter = prepare(['city', 'after', 'limit'], (db, { city, after, limit }) =>
-  db
-    .selectFrom('vehicles')
-    .select(VEHICLE_COLUMNS)
-    .where('city', '=', city)
-    .where('status', '<>', sql.lit('removed'))
+  cityListing(db, city)
     .where(sql<boolean>`(date_added, id) < (SELECT v.date_added, v.id FROM vehicles v WHERE v.city = ${city} AND v.id = ${after})`)
-    .orderBy('date_added', 'desc')
-    .orderBy('id', 'desc')
     .limit(limit),
 );
 

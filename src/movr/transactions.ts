@@ -83,7 +83,8 @@ export async function addVehicle(tx: Tx, owner: UserRef, input: NewVehicle): Pro
   return toVehicle(row);
 }
 
-const vehiclesOfCity = prepare(['city', 'offset'], (db, { city, offset }) =>
+/** A city's vehicles that are not removed, newest first: the listing of the pages and the API. */
+export const cityListing = (db: Kysely<Database>, city: never) =>
   db
     .selectFrom('vehicles')
     .select(VEHICLE_COLUMNS)
@@ -91,7 +92,10 @@ const vehiclesOfCity = prepare(['city', 'offset'], (db, { city, offset }) =>
     // Removed vehicles are skipped as the index is read: status is in no index, so that rides' updates of it stay HOT.
     .where('status', '<>', sql.lit('removed'))
     .orderBy('date_added', 'desc')
-    .orderBy('id', 'desc')
+    .orderBy('id', 'desc');
+
+const vehiclesOfCity = prepare(['city', 'offset'], (db, { city, offset }) =>
+  cityListing(db, city)
     .limit(VEHICLES_PER_PAGE + 1)
     .offset(offset),
 );

@@ -295,7 +295,7 @@ function refuseDuplicate(byConstraint: Record<string, () => Error>) {
 }
 
 /** A Ride's fields from `rides` joined with its `vehicles` row. */
-export const RIDE_COLUMNS = [
+const RIDE_COLUMNS = [
   'rides.id as id',
   'rides.city as city',
   'rides.vehicle_id as vehicleId',

@@ -226,12 +226,45 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     await clearStalePostmaster(clusterDir, logger);
   }
 
-  const port = await findFreePort(options.port ?? 15432);
   const logFile = path.join(clusterDir, 'server.log');
+  // Another process may take the free port found before this server binds it: then the next free one is tried.
+  for (let port = await findFreePort(options.port ?? 15432), attempt = 1; ; port = await findFreePort(port + 1), attempt++) {
+    const logStart = existsSync(logFile) ? statSync(logFile).size : 0;
+    const server = spawnPostgres(binaries.postgres, clusterDir, port, logFile, user, password, logger);
+    try {
+      await waitUntilReady(server.child, `${server.base}/postgres`, logFile);
+      const admin = new pg.Client({ connectionString: `${server.base}/postgres` });
+      await admin.connect();
+      try {
+        const { rowCount } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
+        if (!rowCount) await admin.query(`CREATE DATABASE ${admin.escapeIdentifier(database)}`);
+      } finally {
+        await admin.end();
+      }
+    } catch (error) {
+      await server.stop();
+      if (attempt < 5 && readFileSync(logFile, 'utf8').slice(logStart).includes('could not create any TCP/IP sockets')) continue;
+      throw error;
+    }
+    server.child.unref();
+    logger?.info({ port, clusterDir }, 'embedded PostgreSQL started');
+    return { connectionString: `${server.base}/${database}`, port, clusterDir, stop: server.stop };
+  }
+}
+
+function spawnPostgres(
+  postgres: string,
+  clusterDir: string,
+  port: number,
+  logFile: string,
+  user: ReturnType<typeof postgresUser>,
+  password: string,
+  logger: Logger | undefined,
+): { child: ChildProcess; base: string; stop: () => Promise<void> } {
   const log = openSync(logFile, 'a', 0o600);
   if (user) chownSync(logFile, user.uid, user.gid);
   const child = spawn(
-    binaries.postgres,
+    postgres,
     [
       '-D', clusterDir,
       '-p', String(port),
@@ -251,7 +284,6 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   };
   process.on('exit', stopOnExit);
 
-  const base = `postgresql://${SUPERUSER}:${encodeURIComponent(password)}@127.0.0.1:${port}`;
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
@@ -264,22 +296,5 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       }
       logger?.info('embedded PostgreSQL stopped');
     })());
-
-  try {
-    await waitUntilReady(child, `${base}/postgres`, logFile);
-    const admin = new pg.Client({ connectionString: `${base}/postgres` });
-    await admin.connect();
-    try {
-      const { rowCount } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
-      if (!rowCount) await admin.query(`CREATE DATABASE ${admin.escapeIdentifier(database)}`);
-    } finally {
-      await admin.end();
-    }
-  } catch (error) {
-    await stop();
-    throw error;
-  }
-  child.unref();
-  logger?.info({ port, clusterDir }, 'embedded PostgreSQL started');
-  return { connectionString: `${base}/${database}`, port, clusterDir, stop };
+  return { child, base: `postgresql://${SUPERUSER}:${encodeURIComponent(password)}@127.0.0.1:${port}`, stop };
 }

@@ -32,7 +32,7 @@ export const change: SchemaChange = {
  *   (the claim: at most one, as there is one column pair), a foreign key to the ride, cleared when it ends;
  * - a vehicle is claimed by its status going from available to in_use, as before;
  * - the listing index keeps every vehicle, newest first, and the page skips removed ones as it reads;
- * - rides, users and vehicles pages are filled to 70% only, so that their updates find room to stay HOT.
+ * - rides pages are filled to 70% only, so that ending a ride finds room for a HOT update.
  */
 export async function up(db: Kysely<any>): Promise<void> {
   const statements = [
@@ -41,12 +41,9 @@ export async function up(db: Kysely<any>): Promise<void> {
     sql`ALTER TABLE users ADD CONSTRAINT check_active_ride CHECK ((active_ride_city IS NULL) = (active_ride_id IS NULL))`,
     // Not indexed: rides are never deleted nor their keys changed, and an index on the pair would make the claim non-HOT.
     sql`ALTER TABLE users ADD CONSTRAINT fk_active_ride_ref_rides FOREIGN KEY (active_ride_city, active_ride_id) REFERENCES rides (city, id)`,
-    // PostgreSQL only (CockroachDB has no heap pages): pages keep room for an update to stay HOT on the same page: a
-    // ride's end soon after its insert filled the page, and a rider's and a vehicle's rows at every start and end,
-    // while busy riders' open transactions hold back the pruning of the versions before.
+    // PostgreSQL only (CockroachDB has no heap pages): a ride is updated once, soon after its insert filled the page,
+    // so pages keep room for that update to stay HOT on the same page.
     sql`ALTER TABLE rides SET (fillfactor = 70)`,
-    sql`ALTER TABLE users SET (fillfactor = 70)`,
-    sql`ALTER TABLE vehicles SET (fillfactor = 70)`,
     sql`CREATE INDEX vehicles_city_newest_idx ON vehicles (city, date_added DESC, id DESC)`,
     sql`DROP INDEX vehicles_city_listing_idx`,
     sql`DROP INDEX rides_one_active_per_vehicle_idx`,
@@ -63,8 +60,6 @@ export async function down(db: Kysely<any>): Promise<void> {
   await sql`CREATE INDEX IF NOT EXISTS vehicles_city_listing_idx ON vehicles (city, date_added DESC, id DESC) WHERE status <> 'removed'`.execute(db);
   await sql`DROP INDEX IF EXISTS vehicles_city_newest_idx`.execute(db);
   await sql`ALTER TABLE rides RESET (fillfactor)`.execute(db);
-  await sql`ALTER TABLE users RESET (fillfactor)`.execute(db);
-  await sql`ALTER TABLE vehicles RESET (fillfactor)`.execute(db);
   await sql`ALTER TABLE users DROP CONSTRAINT IF EXISTS fk_active_ride_ref_rides, DROP CONSTRAINT IF EXISTS check_active_ride`.execute(db);
   await sql`ALTER TABLE users DROP COLUMN IF EXISTS active_ride_city, DROP COLUMN IF EXISTS active_ride_id`.execute(db);
 }

@@ -493,15 +493,18 @@ interface CycleCounters {
   reasons: Record<string, number>;
 }
 
+/** Counts an answer the cycle did not expect, by what it was. */
+const countUnexpected = (counters: CycleCounters) => (reason: string) => {
+  counters.unexpected += 1;
+  counters.reasons[reason] = (counters.reasons[reason] ?? 0) + 1;
+};
+
 function cycleRequests(prefix: string, byCookie: Map<string, Session>, counters: CycleCounters): autocannon.Request[] {
   const ridesPath = `${prefix}/rides`;
   const location = (headers: Record<string, unknown> | undefined) => headers?.location ?? headers?.Location;
   const riderOf = (request: autocannon.Request) => byCookie.get(String(request.headers?.cookie ?? ''));
   type Context = { rideId?: string };
-  const unexpected = (reason: string) => {
-    counters.unexpected += 1;
-    counters.reasons[reason] = (counters.reasons[reason] ?? 0) + 1;
-  };
+  const unexpected = countUnexpected(counters);
   return [
     {
       method: 'POST',
@@ -553,10 +556,7 @@ function cycleRequests(prefix: string, byCookie: Map<string, Session>, counters:
 function apiCycleRequests(byToken: Map<string, Session>, counters: CycleCounters): autocannon.Request[] {
   const riderOf = (request: autocannon.Request) => byToken.get(String(request.headers?.authorization ?? ''));
   type Context = { rideId?: string };
-  const unexpected = (reason: string) => {
-    counters.unexpected += 1;
-    counters.reasons[reason] = (counters.reasons[reason] ?? 0) + 1;
-  };
+  const unexpected = countUnexpected(counters);
   return [
     {
       method: 'POST',

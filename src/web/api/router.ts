@@ -3,8 +3,8 @@ import express, { type NextFunction, type Request, type RequestHandler, type Res
 import type { Logger } from 'pino';
 import { type Config, PROJECT_ROOT } from '../../config.js';
 import type { Answer, IdempotencyKey, Once } from '../../movr/movr.js';
-import type { User } from '../../movr/models.js';
-import { CITIES, type City, citiesOf, nearestCity, parseCity, type Region } from '../../regions.js';
+import { CITIES, type City } from '../../regions.js';
+import { currentCity } from '../middleware/locality.js';
 import { AnswerSeal } from './idempotency.js';
 import { openApiDocument } from './openapi.js';
 import { type ApiDependencies, type Context, type Operation, OPERATIONS } from './operations.js';
@@ -37,13 +37,6 @@ function bearerToken(req: Request): string | undefined {
   const match = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i.exec(req.get('authorization') ?? '');
   return match?.[1];
 }
-
-/**
- * The current city in the pages' order (web/middleware/locality.ts) less the session's chosen city, which the API
- * has none of: X-City, else the city nearest X-City-Lat-Long, else the user's home city, else the region's first.
- */
-const currentCity = (req: Request, user: User | undefined, region: Region): City =>
-  parseCity(req.get('x-city')) ?? nearestCity(req.get('x-city-lat-long')) ?? user?.city ?? citiesOf(region)[0]!;
 
 const isAnswer = (reply: Reply | Answer): reply is Answer => typeof reply.body === 'string';
 
@@ -92,7 +85,7 @@ function register(router: Router, operation: Operation, deps: ApiDependencies, c
     if (operation.method === 'post' && rawKey !== undefined && !idempotencyKeyHeader.safeParse(rawKey).success) {
       return sendReply(res, problem(400, 'Idempotency-Key must be 1 to 255 printable characters.'));
     }
-    const city = currentCity(req, user, config.region);
+    const city = currentCity(req, { home: user?.city }, config.region);
     const ctx: Context<unknown, unknown, unknown> = {
       req,
       res,

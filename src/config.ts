@@ -1,9 +1,18 @@
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { REGION_NAMES } from './regions.js';
 
-export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+/** The nearest folder up with a package.json: the same from src/, dist/ and the tests' compiled copy. */
+export const PROJECT_ROOT = projectRoot(path.dirname(fileURLToPath(import.meta.url)));
+
+function projectRoot(from: string): string {
+  for (let dir = from; ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, 'package.json'))) return dir;
+    if (path.dirname(dir) === dir) throw new Error(`no package.json above ${from}`);
+  }
+}
 
 /** Secrets that must never sign production sessions (samples from docs and the original app). */
 const KNOWN_DEFAULT_SECRETS = new Set(['changeme', 'secret', 'development', 'movr', 'replace-me-with-a-long-random-string-of-32-chars']);

@@ -3,12 +3,12 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { hashPassword } from '../../src/movr/passwords.js';
 import { useFixture } from '../support/fixture.js';
 import { Browser } from '../support/http-client.js';
 import { killGroup, type ServerProcess, startServerProcess } from '../support/server-process.js';
 import { ApiClient } from './client.js';
+import { ROOT } from '../support/build.js';
 
 /**
  * Two production instances of the real server on one PostgreSQL, over real HTTP: a token revoked on one is dead on
@@ -16,7 +16,6 @@ import { ApiClient } from './client.js';
  * as written.
  */
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const PASSWORD = 'correct horse battery staple';
 const TRIALS = 10;
 let servers: ServerProcess[] = [];

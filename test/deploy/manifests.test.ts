@@ -3,7 +3,6 @@ import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { BackendConfig } from '@kubernetes-models/gke/cloud.google.com/v1/BackendConfig';
 import { FrontendConfig } from '@kubernetes-models/gke/networking.gke.io/v1beta1/FrontendConfig';
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
@@ -14,8 +13,9 @@ import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { parse, parseAllDocuments } from 'yaml';
 import { z } from 'zod';
 import { REGION_NAMES } from '../../src/regions.js';
+import { ROOT } from '../support/build.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const root = ROOT;
 const read = (file: string) => readFileSync(path.join(root, file), 'utf8');
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };

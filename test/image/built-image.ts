@@ -6,10 +6,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { findFreePort } from '../../src/db/embedded-postgres.js';
 import { freePort } from '../support/cluster.js';
 import { useFixture } from '../support/fixture.js';
+import { ROOT } from '../support/build.js';
 
 /**
  * The production image, built from the Dockerfile as it is and run as an operator runs it: podman (no Docker
@@ -18,7 +18,7 @@ import { useFixture } from '../support/fixture.js';
  * Not part of `npm test`: contributors without container tools still run the whole suite.
  */
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const root = ROOT;
 const IMAGE = `localhost/movr:image-test-${process.pid}`;
 const CONTAINER_PREFIX = `movr-image-test-${process.pid}`;
 

@@ -2,14 +2,13 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
 import type { MovrDatabase } from '../../src/db/database.js';
 import { prepareSchema, SchemaMissingError, schemaRefusal } from '../../src/db/migrate.js';
 import { SCHEMA_VERSION } from '../../src/db/schema.js';
 import { useFixture } from '../support/fixture.js';
+import { ROOT } from '../support/build.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 /**
  * On CockroachDB the app only checks the schema. The check runs here on PostgreSQL through a handle of kind

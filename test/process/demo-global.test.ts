@@ -4,15 +4,14 @@ import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { type Browser as PlaywrightBrowser, chromium, type Page } from 'playwright-core';
 import { freePorts } from '../../tools/edge/ports.js';
 import { findChromium } from '../support/chromium.js';
 import { freePort } from '../support/cluster.js';
 import { embeddedConnectionString, freshDataDir, killGroup, postmasterPid } from '../support/server-process.js';
+import { ROOT } from '../support/build.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 interface Demo {
   child: ChildProcess;

@@ -3,14 +3,12 @@ import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { withPrivateFile } from '../../src/private-files.js';
-import { ensureDist } from '../support/build.js';
+import { ensureDist, ROOT } from '../support/build.js';
 import { freshDataDir, killGroup, postmasterPid, type ServerProcess, startServerProcess } from '../support/server-process.js';
 
 const run = promisify(execFile);
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const cleanup: string[] = [];
 const started: ServerProcess[] = [];
 after(() => {

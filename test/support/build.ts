@@ -4,11 +4,12 @@
  * builds on first use.
  */
 import { spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { PROJECT_ROOT } from '../../src/config.js';
 
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const ROOT = PROJECT_ROOT;
 /** Set by run.ts once dist/ is built for this run. */
 export const DIST_ENV = 'MOVR_TEST_DIST_BUILT';
 export const SERVER_JS = path.join(ROOT, 'dist', 'server.js');
@@ -31,8 +32,20 @@ function tsc(args: string[], what: string): Promise<void> {
 /** `npm run build` (tsc -p tsconfig.build.json, incremental), without npm in between. */
 export const buildDist = () => tsc(['-p', 'tsconfig.build.json'], 'the build of dist/');
 
-/** `npm run typecheck`: the sources, tests and scripts. */
-export const typecheck = () => tsc(['-p', 'tsconfig.json', '--noEmit'], 'the typecheck');
+/** Where `npm test` compiles the tests (and what they import) to JavaScript. */
+export const COMPILED_DIR = path.join(ROOT, 'test-output', 'js');
+
+/**
+ * `npm run typecheck` of the sources, tests and scripts, writing them to COMPILED_DIR as it checks: the runner
+ * then runs plain JavaScript, since a TypeScript loader costs each test process more CPU than its tests.
+ */
+export function typecheckAndCompile(): Promise<void> {
+  rmSync(COMPILED_DIR, { recursive: true, force: true });
+  return tsc(['-p', 'tsconfig.json', '--outDir', COMPILED_DIR], 'the typecheck');
+}
+
+/** A test file's compiled copy in COMPILED_DIR. */
+export const compiledPath = (file: string) => path.join(COMPILED_DIR, path.relative(ROOT, path.resolve(file))).replace(/\.ts$/, '.js');
 
 /** dist/ as built for this run: by run.ts, or here once per process. */
 export function ensureDist(): Promise<void> {

@@ -8,29 +8,32 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { buildDist, DIST_ENV, typecheck } from './build.js';
+import { buildDist, compiledPath, DIST_ENV, typecheckAndCompile } from './build.js';
 import { CLUSTER_ENV, RUN_ENV, startCluster } from './cluster.js';
 
 // Names this run's temporary directories (tempDir) apart from those of runs going on at the same time.
 const runId = randomBytes(4).toString('hex');
 process.env[RUN_ENV] = runId;
 
-// --typecheck (npm test): the typecheck runs while the cluster starts and dist/ builds; the run fails if it does.
+// --typecheck (npm test): the typecheck runs while the cluster starts and dist/ builds, and the run fails if it
+// does; it also writes the tests as JavaScript, which the runner runs instead of the sources (build.ts says why).
 const checkTypes = process.argv.includes('--typecheck');
 const args = process.argv.slice(2).filter((arg) => arg !== '--typecheck');
 // Files that start real servers take longest: first, so that the run does not end waiting on one of them.
 const slow = (file: string) => /\/(browser|deploy|fleet|process)\//.test(file);
 const files = args.filter((arg) => !arg.startsWith('-'));
-const ordered = [...args.filter((arg) => arg.startsWith('-')), ...files.filter(slow), ...files.filter((file) => !slow(file))];
+const ordered = [...files.filter(slow), ...files.filter((file) => !slow(file))].map((file) => (checkTypes ? compiledPath(file) : file));
+const options = args.filter((arg) => arg.startsWith('-'));
 
-const [cluster, ...prepared] = await Promise.allSettled([startCluster({ handleSignals: false }), buildDist(), checkTypes ? typecheck() : Promise.resolve()]);
+const [cluster, ...prepared] = await Promise.allSettled([startCluster({ handleSignals: false }), buildDist(), checkTypes ? typecheckAndCompile() : Promise.resolve()]);
 const reasons = [cluster, ...prepared].flatMap((result): unknown[] => (result.status === 'rejected' ? [result.reason] : []));
 if (cluster.status === 'rejected' || reasons.length > 0) {
   if (cluster.status === 'fulfilled') await cluster.value.destroy();
   for (const reason of reasons) console.error(reason instanceof Error ? reason.message : reason);
   process.exit(1);
 }
-const runner = spawn(process.execPath, ['--import', 'tsx', '--test', ...ordered], {
+const loader = checkTypes ? ['--enable-source-maps'] : ['--import', 'tsx'];
+const runner = spawn(process.execPath, [...loader, '--test', ...options, ...ordered], {
   stdio: 'inherit',
   env: { ...process.env, [CLUSTER_ENV]: cluster.value.adminUrl, [DIST_ENV]: '1' },
 });

@@ -4,7 +4,6 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import {
   type CompiledQuery,
   type DatabaseConnection,
@@ -29,8 +28,8 @@ import { syncDdl } from '../../tools/cockroach-ddl/generate.js';
 import { MIGRATIONS } from '../../src/db/migrate.js';
 import { SCHEMA_VERSION } from '../../src/db/schema.js';
 import { CITIES, citiesOf, REGION_NAMES, REGIONS } from '../../src/regions.js';
+import { ROOT } from '../support/build.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CITY_LIST = CITIES.map((city) => `'${city.replaceAll("'", "''")}'`).join(', ');
 
 // A small reader for the DDL dialect both the migration and the generator write: enough to compare schemas, not SQL.

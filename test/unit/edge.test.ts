@@ -1,3 +1,4 @@
+import path from 'node:path';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -8,6 +9,7 @@ import { createEdge, type Edge } from '../../tools/edge/edge.js';
 import { locationHeaders, parseLocation, regionsByDistance, roundTripMs } from '../../tools/edge/geography.js';
 import type { Region } from '../../src/regions.js';
 import { type Layout, parseStatement, RowMemory, statementCost } from '../../tools/edge/latency-model.js';
+import { ROOT } from '../support/build.js';
 
 /** A stand-in for one region's instance: answers with what it received, and sets two cookies. */
 function echoServer(region: Region): Server {
@@ -164,7 +166,7 @@ describe('geography', () => {
   });
 
   test("the edge adds exactly the headers mcingress.yaml's BackendConfig asks Google's load balancer for", () => {
-    const backendConfig = parseAllDocuments(readFileSync(new URL('../../mcingress.yaml', import.meta.url), 'utf8'))
+    const backendConfig = parseAllDocuments(readFileSync(path.join(ROOT, 'mcingress.yaml'), 'utf8'))
       .map((doc) => doc.toJS())
       .find((doc) => doc?.kind === 'BackendConfig');
     const asked: string[] = backendConfig.spec.customRequestHeaders.headers;

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { ROOT } from '../support/build.js';
 
-const SRC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src');
+const SRC = path.join(ROOT, 'src');
 
 /**
  * The layers of src/, lowest first: a module may import its own layer and the ones below, never one above. Inside

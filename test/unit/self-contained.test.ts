@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { ROOT } from '../support/build.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const root = ROOT;
 const SKIPPED = new Set(['.git', '.ci', 'node_modules', 'dist', '.movr']);
 const SOURCE = /\.(ts|js|mjs|cjs|json|ya?ml|sh|ejs)$|^Dockerfile$/;
 

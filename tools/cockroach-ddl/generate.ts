@@ -1,6 +1,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
+import { PROJECT_ROOT } from '../../src/config.js';
 import { ddlFiles } from './ddl.js';
 
 /** Writes dbinit.sql, dbinit-multiregion.sql and db/cockroach/upgrade-*.sql under rootDir, or with `check` only reports the files that differ. */
@@ -25,8 +26,7 @@ async function main(argv: readonly string[]): Promise<number> {
     return 2;
   }
   const check = argv.includes('--check');
-  const rootDir = fileURLToPath(new URL('../..', import.meta.url));
-  const { differing } = await syncDdl(rootDir, { check });
+  const { differing } = await syncDdl(PROJECT_ROOT, { check });
   if (check) {
     for (const file of differing) console.error(`${file} differs from the generator's output; run \`npm run ddl\` and commit it.`);
     if (differing.length === 0) console.log('CockroachDB schema files are up to date.');

@@ -35,11 +35,14 @@ export interface DatabaseOptions {
   logger?: Logger;
 }
 
+/** 'failed': the query ended in an error (refused, reset, …) before the timeout; 'no answer': the timeout came first. */
+export type PingResult = 'ok' | 'failed' | 'no answer';
+
 export interface MovrDatabase extends TransactionContext {
   readonly pool: pg.Pool;
   readonly version: string;
-  /** True when the database answers a trivial query within the timeout. */
-  ping(timeoutMs?: number): Promise<boolean>;
+  /** Whether the database answers a trivial query within the timeout: 'ok', else how it failed. */
+  ping(timeoutMs?: number): Promise<PingResult>;
   close(): Promise<void>;
 }
 
@@ -90,10 +93,10 @@ export async function openDatabase(options: DatabaseOptions): Promise<MovrDataba
       ...(options.retry ? { retry: options.retry } : {}),
       async ping(timeoutMs = 2000) {
         let timer: NodeJS.Timeout | undefined;
-        const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+        const timeout = new Promise<PingResult>((resolve) => (timer = setTimeout(() => resolve('no answer'), timeoutMs)));
         const query = sql`SELECT 1`.execute(kysely).then(
-          () => true,
-          () => false,
+          (): PingResult => 'ok',
+          (): PingResult => 'failed',
         );
         try {
           return await Promise.race([query, timeout]);

@@ -16,6 +16,7 @@ import { SCHEMA_VERSION } from '../../src/db/schema.js';
 import { DEMO_USERNAME, loadDemoData } from '../../src/movr/demo-data.js';
 import { MovR } from '../../src/movr/movr.js';
 import { CITIES } from '../../src/regions.js';
+import { LOADER_ARGS, repoModule } from '../support/build.js';
 import { freePort, tempDir } from '../support/cluster.js';
 import { useFixture } from '../support/fixture.js';
 
@@ -216,7 +217,7 @@ describe('embedded PostgreSQL', () => {
 
   test('when the node process that started it is SIGKILLed, then the next start on that data directory stops the orphan and works', async () => {
     const script = path.join(base, 'start-embedded.mjs');
-    const moduleUrl = pathToFileURL(path.join(PROJECT_ROOT, 'src/db/embedded-postgres.ts')).href;
+    const moduleUrl = pathToFileURL(repoModule('src/db/embedded-postgres')).href;
     writeFileSync(
       script,
       `import { readFileSync } from 'node:fs';
@@ -227,7 +228,7 @@ process.stdout.write(JSON.stringify({ connectionString: server.connectionString,
 setInterval(() => {}, 60_000);
 `,
     );
-    const child = spawn(process.execPath, ['--import', 'tsx', script, dataDir, String(await freePort())], {
+    const child = spawn(process.execPath, [...LOADER_ARGS, script, dataDir, String(await freePort())], {
       cwd: PROJECT_ROOT,
       stdio: ['ignore', 'pipe', 'inherit'],
     });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -10,7 +10,7 @@ import { freePorts } from '../../tools/edge/ports.js';
 import { findChromium } from '../support/chromium.js';
 import { freePort } from '../support/cluster.js';
 import { embeddedConnectionString, freshDataDir, killGroup, postmasterPid } from '../support/server-process.js';
-import { ROOT } from '../support/build.js';
+import { ensureDist, nodeScript, ROOT } from '../support/build.js';
 
 
 interface Demo {
@@ -28,7 +28,7 @@ const dataDir = freshDataDir();
 /** `npm run demo:global` without npm: the launcher in its own process group, as in a terminal. */
 async function startDemo(args: string[] = [], port?: number): Promise<Demo> {
   port ??= await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/demo-global.ts', ...args], {
+  const child = spawn(process.execPath, [...nodeScript('scripts/demo-global'), ...args], {
     cwd: ROOT,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -107,11 +107,8 @@ async function waitForPostmasterGone(timeoutMs: number) {
   return postmasterPid(dataDir) === undefined;
 }
 
-before(() => {
-  // The demo runs the compiled app (dist/server.js), as `npm run demo:global` builds it first.
-  const build = spawnSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, encoding: 'utf8' });
-  assert.equal(build.status, 0, build.stdout + build.stderr);
-});
+// The demo runs the compiled app (dist/server.js), as `npm run demo:global` builds it first.
+before(() => ensureDist());
 
 after(async () => {
   for (const demo of started) killGroup(demo.child, 'SIGKILL');
@@ -268,7 +265,7 @@ describe('npm run demo:global -- --latency: the latency lab and the outage drill
     await page.locator('input[name="operation"][value="signup"]').check();
     await page.locator('input[name="operation"][value="login"]').uncheck();
     await page.locator('input[name="operation"][value="vehicles"]').check();
-    await page.getByLabel('Samples per operation').fill('2');
+    await page.getByLabel('Samples per operation').fill('1');
     const started = Date.now();
     // The lab answers once every sample has run.
     page.setDefaultTimeout(240_000);

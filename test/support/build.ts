@@ -44,6 +44,18 @@ export function typecheckAndCompile(): Promise<void> {
   return tsc(['-p', 'tsconfig.json', '--outDir', COMPILED_DIR], 'the typecheck');
 }
 
+/** Whether this run is the compiled one (npm test), not the sources through tsx. */
+const RUNNING_COMPILED = import.meta.url.endsWith('.js');
+
+/** A repository module (`scripts/demo-global`) in the form this run uses: its compiled copy, or the source. */
+export const repoModule = (name: string) => (RUNNING_COMPILED ? path.join(COMPILED_DIR, `${name}.js`) : path.join(ROOT, `${name}.ts`));
+
+/** The node arguments that load TypeScript in a child process, when this run does. */
+export const LOADER_ARGS: readonly string[] = RUNNING_COMPILED ? [] : ['--import', 'tsx'];
+
+/** The node arguments that run a repository script the way this run runs its tests. */
+export const nodeScript = (name: string) => [...LOADER_ARGS, repoModule(name)];
+
 /** A test file's compiled copy in COMPILED_DIR. */
 export const compiledPath = (file: string) => path.join(COMPILED_DIR, path.relative(ROOT, path.resolve(file))).replace(/\.ts$/, '.js');
 

@@ -17,9 +17,9 @@ export class Browser {
     readonly headers: Record<string, string> = {},
   ) {}
 
-  /** A copy with the same cookies: another request in flight with the same session. */
-  clone(): Browser {
-    const copy = new Browser(this.headers);
+  /** A copy with the same cookies (another request in flight with the same session), and any `headers` added. */
+  clone(headers: Record<string, string> = {}): Browser {
+    const copy = new Browser({ ...this.headers, ...headers });
     for (const [name, value] of this.cookies) copy.cookies.set(name, value);
     return copy;
   }

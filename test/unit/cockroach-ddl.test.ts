@@ -28,7 +28,7 @@ import { syncDdl } from '../../tools/cockroach-ddl/generate.js';
 import { MIGRATIONS } from '../../src/db/migrate.js';
 import { SCHEMA_VERSION } from '../../src/db/schema.js';
 import { CITIES, citiesOf, REGION_NAMES, REGIONS } from '../../src/regions.js';
-import { ROOT } from '../support/build.js';
+import { nodeScript, ROOT } from '../support/build.js';
 
 const CITY_LIST = CITIES.map((city) => `'${city.replaceAll("'", "''")}'`).join(', ');
 
@@ -624,7 +624,7 @@ describe('CockroachDB DDL', () => {
     }
 
     const run = (...args: string[]) =>
-      spawnSync(process.execPath, ['--import', 'tsx', 'tools/cockroach-ddl/generate.ts', ...args], { cwd: ROOT, encoding: 'utf8' });
+      spawnSync(process.execPath, [...nodeScript('tools/cockroach-ddl/generate'), ...args], { cwd: ROOT, encoding: 'utf8' });
     const check = run('--check');
     assert.equal(check.status, 0, check.stderr);
     const bad = run('--frobnicate');

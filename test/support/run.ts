@@ -1,39 +1,41 @@
 /**
- * `npm test`: one PostgreSQL cluster for the whole run (with the migrated template) and one build of dist/ for the
- * process tests, then `node --test` with the arguments given and the cluster's address in MOVR_TEST_CLUSTER; the
- * cluster stops however the run ends. Node 20 has no --test-global-setup, hence this launcher.
+ * `npm test`: one PostgreSQL cluster for the whole run (with the migrated template), one build of dist/ for the
+ * process tests and the tests compiled to JavaScript, then `node --test` on those with the arguments given and the
+ * cluster's address in MOVR_TEST_CLUSTER; the cluster stops however the run ends. Node 20 has no
+ * --test-global-setup, hence this launcher.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { buildDist, compiledPath, DIST_ENV, typecheckAndCompile } from './build.js';
+import { buildDist, compiledPath, compileForTests, DIST_ENV, typecheck } from './build.js';
 import { CLUSTER_ENV, RUN_ENV, startCluster } from './cluster.js';
 
 // Names this run's temporary directories (tempDir) apart from those of runs going on at the same time.
 const runId = randomBytes(4).toString('hex');
 process.env[RUN_ENV] = runId;
 
-// --typecheck (npm test): the typecheck runs while the cluster starts and dist/ builds, and the run fails if it
-// does; it also writes the tests as JavaScript, which the runner runs instead of the sources (build.ts says why).
+// --typecheck (npm test): the typecheck runs beside the tests, and the run fails if it does.
 const checkTypes = process.argv.includes('--typecheck');
 const args = process.argv.slice(2).filter((arg) => arg !== '--typecheck');
 // Files that start real servers take longest: first, so that the run does not end waiting on one of them.
 const slow = (file: string) => /\/(browser|deploy|fleet|process)\//.test(file);
 const files = args.filter((arg) => !arg.startsWith('-'));
-const ordered = [...files.filter(slow), ...files.filter((file) => !slow(file))].map((file) => (checkTypes ? compiledPath(file) : file));
+const ordered = [...files.filter(slow), ...files.filter((file) => !slow(file))].map(compiledPath);
 const options = args.filter((arg) => arg.startsWith('-'));
 
-const [cluster, ...prepared] = await Promise.allSettled([startCluster({ handleSignals: false }), buildDist(), checkTypes ? typecheckAndCompile() : Promise.resolve()]);
+// The tests run as JavaScript compiled for them (build.ts says why), the servers from dist/.
+const typechecked = checkTypes ? typecheck().then(() => undefined, (error: Error) => error) : Promise.resolve(undefined);
+const [cluster, ...prepared] = await Promise.allSettled([startCluster({ handleSignals: false }), buildDist(), compileForTests()]);
 const reasons = [cluster, ...prepared].flatMap((result): unknown[] => (result.status === 'rejected' ? [result.reason] : []));
 if (cluster.status === 'rejected' || reasons.length > 0) {
   if (cluster.status === 'fulfilled') await cluster.value.destroy();
   for (const reason of reasons) console.error(reason instanceof Error ? reason.message : reason);
+  await typechecked;
   process.exit(1);
 }
-const loader = checkTypes ? ['--enable-source-maps'] : ['--import', 'tsx'];
-const runner = spawn(process.execPath, [...loader, '--test', ...options, ...ordered], {
+const runner = spawn(process.execPath, ['--enable-source-maps', '--test', ...options, ...ordered], {
   stdio: 'inherit',
   env: { ...process.env, [CLUSTER_ENV]: cluster.value.adminUrl, [DIST_ENV]: '1' },
 });
@@ -53,6 +55,12 @@ const [code] = await new Promise<[number | null, NodeJS.Signals | null]>((resolv
 });
 await cluster.value.destroy();
 process.exitCode = code ?? 1;
+
+const typeErrors = await typechecked;
+if (typeErrors) {
+  console.error(typeErrors.message);
+  process.exitCode = 1;
+} else if (checkTypes) console.log('# the typecheck passed');
 
 // A temporary directory of this run still there is one a test or its helper failed to remove: the run fails.
 const leftovers = readdirSync(tmpdir()).filter((name) => name.startsWith('movr-') && name.includes(`-${runId}-`));

@@ -19,10 +19,17 @@ process.env[RUN_ENV] = runId;
 // --typecheck (npm test): the typecheck runs beside the tests, and the run fails if it does.
 const checkTypes = process.argv.includes('--typecheck');
 const args = process.argv.slice(2).filter((arg) => arg !== '--typecheck');
-// Files that start real servers take longest: first, so that the run does not end waiting on one of them.
-const slow = (file: string) => /\/(browser|deploy|fleet|process)\//.test(file);
+// The longest files first, then the others that start real servers, so that the run does not end waiting on one.
+const LONGEST = ['browser/rider-journey', 'process/demo-global', 'process/server-lifecycle', 'fleet/password-budget', 'fleet/fleet', 'deploy/production-boot'];
+const rank = (file: string) => {
+  const longest = LONGEST.findIndex((name) => file.endsWith(`${name}.test.ts`));
+  return longest >= 0 ? longest : /\/(browser|deploy|fleet|process)\//.test(file) ? LONGEST.length : LONGEST.length + 1;
+};
 const files = args.filter((arg) => !arg.startsWith('-'));
-const ordered = [...files.filter(slow), ...files.filter((file) => !slow(file))].map(compiledPath);
+const ordered = files
+  .map((file, i) => ({ file, i }))
+  .sort((a, b) => rank(a.file) - rank(b.file) || a.i - b.i)
+  .map(({ file }) => compiledPath(file));
 const options = args.filter((arg) => arg.startsWith('-'));
 
 // The tests run as JavaScript compiled for them (build.ts says why), the servers from dist/.

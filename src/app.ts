@@ -29,6 +29,7 @@ import { healthRouter } from './web/routes/health.js';
 import { ridesRouter } from './web/routes/rides.js';
 import { usersRouter } from './web/routes/users.js';
 import { vehiclesRouter } from './web/routes/vehicles.js';
+import { useViews } from './web/view-engine.js';
 
 export { DEFAULT_RATE_LIMITS, type Lifecycle, type RateLimits };
 
@@ -59,10 +60,8 @@ export function createApp({ config, db, movr, logger, rateLimits, extraRoutes, d
   const { doubleCsrfProtection, generateCsrfToken } = csrf(config);
 
   app.set('trust proxy', config.trustProxy);
-  app.set('views', path.join(PROJECT_ROOT, 'views'));
-  app.set('view engine', 'ejs');
   // Compiled once outside development; `npm run dev` re-reads an edited template on the next request.
-  app.set('view cache', config.env !== 'development');
+  useViews(app, { cache: config.env !== 'development' });
   app.disable('x-powered-by');
   // Pages are no-store, so never revalidated: an ETag would hash every page for nothing.
   app.set('etag', false);

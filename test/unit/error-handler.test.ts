@@ -3,13 +3,12 @@ import { describe, test } from 'node:test';
 import cookieParser from 'cookie-parser';
 import express from 'express';
 import session from 'express-session';
-import path from 'node:path';
 import { pino } from 'pino';
 import request from 'supertest';
-import { PROJECT_ROOT } from '../../src/config.js';
 import { TransactionOutcomeUnknownError, TransactionRetryLimitError } from '../../src/db/errors.js';
 import { AccountGoneError, ForbiddenError, MovrError, NotFoundError, RefusedError, UsernameTakenError } from '../../src/movr/errors.js';
 import { errorHandler, HttpError, RefusedAction, refusedGoesBackTo } from '../../src/web/middleware/errors.js';
+import { useViews } from '../../src/web/view-engine.js';
 
 const THROWN: Record<string, () => Error> = {
   movr: () => new MovrError('That is not how MovR works.'),
@@ -28,8 +27,7 @@ const THROWN: Record<string, () => Error> = {
 /** Only the error handler, behind as much of the app's stack as a test asks for (the app's own order). */
 function appThrowing({ cookies = false, sessions = false } = {}) {
   const app = express();
-  app.set('views', path.join(PROJECT_ROOT, 'views'));
-  app.set('view engine', 'ejs');
+  useViews(app, { cache: false });
   if (sessions) app.use(session({ secret: 'test-secret-that-is-at-least-32-characters', resave: false, saveUninitialized: false }));
   if (cookies) app.use(cookieParser('test-secret-that-is-at-least-32-characters'));
   app.get('/throw/:kind', (req) => {

@@ -4,21 +4,18 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import ejs from 'ejs';
 import express from 'express';
-import { PROJECT_ROOT } from '../../src/config.js';
+import { VIEWS, useViews } from '../../src/web/view-engine.js';
 
-const VIEWS = path.join(PROJECT_ROOT, 'views');
 const templates = ['', 'partials'].flatMap((dir) =>
   readdirSync(path.join(VIEWS, dir))
     .filter((file) => file.endsWith('.ejs'))
     .map((file) => path.join(VIEWS, dir, file)),
 );
 
-/** The views as app.ts sets them up: stock EJS from views/. */
+/** The views as app.ts sets them up. */
 function viewsApp() {
   const app = express();
-  app.set('views', VIEWS);
-  app.set('view engine', 'ejs');
-  app.set('view cache', true);
+  useViews(app, { cache: true });
   return app;
 }
 
@@ -28,12 +25,12 @@ const render = (app: express.Express, view: string, locals: Record<string, unkno
 describe('views', () => {
   it('compiles every template', () => {
     assert.ok(templates.length >= 10, `found ${templates.length} templates`);
-    for (const file of templates) assert.equal(typeof ejs.compile(readFileSync(file, 'utf8'), { filename: file, views: [VIEWS] }), 'function', file);
+    for (const file of templates) assert.equal(typeof ejs.compile(readFileSync(file, 'utf8'), { filename: file, strict: true, root: VIEWS }), 'function', file);
   });
 
   it('renders the map partial (shown only with API_KEY, so no page test reaches it) with its values encoded', () => {
     const file = path.join(VIEWS, 'partials/map.ejs');
-    const html = ejs.render(readFileSync(file, 'utf8'), { apiKey: 'k&y', query: 'Place de la "Concorde", Paris', label: '<b>Concorde</b>', className: 'map-sm' }, { filename: file });
+    const html = ejs.render(readFileSync(file, 'utf8'), { apiKey: 'k&y', query: 'Place de la "Concorde", Paris', label: '<b>Concorde</b>', className: 'map-sm' }, { filename: file, strict: true });
     assert.match(html, /data-map-src="https:\/\/www\.google\.com\/maps\/embed\/v1\/place\?key=k%26y&q=Place%20de%20la%20%22Concorde%22%2C%20Paris"/);
     assert.match(html, /&lt;b&gt;Concorde&lt;\/b&gt; on Google Maps/);
     assert.match(html, /class="map map-sm"/);

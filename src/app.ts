@@ -16,7 +16,7 @@ import { createLimiters, DEFAULT_RATE_LIMITS, type RateLimits } from './web/limi
 import { csrf } from './web/middleware/csrf.js';
 import { closeWhileDraining, type Lifecycle } from './web/middleware/drain.js';
 import { errorHandler, HttpError } from './web/middleware/errors.js';
-import { activeRide, pageLocals } from './web/middleware/locals.js';
+import { activeRide, CITY_GROUPS, pageLocals } from './web/middleware/locals.js';
 import { locality } from './web/middleware/locality.js';
 import { createMetrics, type Metrics } from './web/middleware/metrics.js';
 import { createPassport } from './web/middleware/passport.js';
@@ -68,6 +68,9 @@ export function createApp({ config, db, movr, logger, rateLimits, extraRoutes, d
   app.locals.vehicleTypes = VEHICLE_TYPES;
   app.locals.development = config.env === 'development';
   app.locals.demoLogin = config.env === 'development' ? demoLogin : undefined;
+  app.locals.cityGroups = CITY_GROUPS;
+  app.locals.apiKey = config.apiKey;
+  app.locals.servedRegion = config.region;
   app.locals.format = {
     date: formatDate,
     dateTime: formatDateTime,
@@ -118,7 +121,7 @@ export function createApp({ config, db, movr, logger, rateLimits, extraRoutes, d
   app.use(cookieParser(config.secretKey));
   app.use(passport.session());
   app.use(locality(config.region));
-  app.use(pageLocals(config, generateCsrfToken));
+  app.use(pageLocals(generateCsrfToken));
   app.use(activeRide(movr));
   // After the locals, so that a stale form's 403 page still shows the rider's own nav.
   app.use(doubleCsrfProtection);

@@ -1,16 +1,20 @@
 import path from 'node:path';
 import ejs from 'ejs';
+import escapeHtml from 'escape-html';
 import type { Express } from 'express';
 import { PROJECT_ROOT } from '../config.js';
 
 export const VIEWS = path.join(PROJECT_ROOT, 'views');
 
+/** `<%= %>` as EJS escapes it (nothing for null or undefined), by escape-html, which leaves a clean string as it is. */
+const escape = (value: unknown): string => (value === undefined || value === null ? '' : escapeHtml(String(value)));
+
 /**
- * EJS as the app's view engine, with two of its documented options: `strict` (no `with` block: each template reads
- * what it names from `locals`) and `root`, from which includes are named (`/partials/nav`).
+ * EJS as the app's view engine, with three of its documented options: `strict` (no `with` block: each template
+ * reads what it names from `locals`), `root`, from which includes are named (`/partials/nav`), and `escape`.
  */
 export function useViews(app: Express, { cache }: { cache: boolean }): void {
-  const options: ejs.Options = { strict: true, root: VIEWS, cache };
+  const options: ejs.Options = { strict: true, root: VIEWS, cache, escape };
   app.engine('ejs', (file, data, done) => ejs.renderFile(file, data, options, done));
   app.set('views', VIEWS);
   app.set('view engine', 'ejs');

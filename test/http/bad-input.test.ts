@@ -130,7 +130,7 @@ const CASES: Case[] = FIELDS.flatMap((field) => {
 });
 
 const escapeHtml = (text: string) =>
-  text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&#34;', "'": '&#39;' })[c]!);
+  text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 /** Every answer: never a 5xx, never internals, never live HTML from input. */
 function assertSafe(response: { status: number; text: string }, what: string) {
@@ -505,7 +505,7 @@ describe('stored HTML is shown as text everywhere', () => {
     const mapsAgent = request.agent(withMaps.app);
     await logIn(mapsAgent, 'xss-rider', 'correct horse battery');
     await visit(mapsAgent, '/vehicles', [escapedImg], 'with a Maps key ');
-    assert.match(pages.at(-1)!.html, /data-map-title="Map of &#34;&gt;&lt;img src=x onerror=alert\(1\)&gt;"/);
+    assert.match(pages.at(-1)!.html, /data-map-title="Map of &quot;&gt;&lt;img src=x onerror=alert\(1\)&gt;"/);
     assert.match(pages.at(-1)!.html, /q=%22%3E%3Cimg%20src%3Dx%20onerror%3Dalert\(1\)%3E%2C%20Paris"/);
 
     for (const page of pages) {

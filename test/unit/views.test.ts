@@ -38,7 +38,7 @@ describe('views', () => {
 
   it("renders a page with its partials, each seeing the page's locals, every value escaped", async () => {
     const html = await render(viewsApp(), 'error', { ...visitorLocals(), title: `Gone <now> & "then" 'so'`, status: 410, message: 'a & b' });
-    assert.match(html, /<title>Gone &lt;now&gt; &amp; &#34;then&#34; &#39;so&#39; · MovR<\/title>/);
+    assert.match(html, /<title>Gone &lt;now&gt; &amp; &quot;then&quot; &#39;so&#39; · MovR<\/title>/);
     assert.match(html, /a &amp; b/);
     assert.match(html, /<nav class="navbar/, 'include("nav") from include("head")');
     assert.match(html, /<\/html>\s*$/, 'include("foot")');

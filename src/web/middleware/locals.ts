@@ -1,5 +1,4 @@
 import type { NextFunction, Request, Response } from 'express';
-import type { Config } from '../../config.js';
 import type { Ride } from '../../movr/models.js';
 import type { MovR } from '../../movr/movr.js';
 import { type City, REGION_NAMES, REGIONS, type Region, citiesOf } from '../../regions.js';
@@ -23,12 +22,9 @@ declare global {
       messages: FlashMessage[];
       /** Messages added while handling this request, for the next page (flash.ts). */
       flashOut?: FlashMessage[];
+      /** The current city again (locality.city), as the views name it. */
       city: City;
-      region: Region;
-      cityGroups: readonly CityGroup[];
-      apiKey: string | undefined;
       path: string;
-      servedRegion: Region;
       /** The rider's ride in progress, for the riding bar (activeRide below, or the page's own route). */
       activeRide?: Ride;
       /** The log-in form's parsed username, which the failed log-in limiter counts by (limits.ts). */
@@ -45,10 +41,11 @@ export interface CityGroup {
   cities: readonly City[];
 }
 
-const CITY_GROUPS: readonly CityGroup[] = REGION_NAMES.map((region) => ({ region, label: REGIONS[region].label, cities: citiesOf(region) }));
+/** The city menu's groups, the same on every page (app.locals). */
+export const CITY_GROUPS: readonly CityGroup[] = REGION_NAMES.map((region) => ({ region, label: REGIONS[region].label, cities: citiesOf(region) }));
 
 /** What every page shows: the user, the current city, the forms' CSRF token and the flash messages. */
-export function pageLocals(config: Pick<Config, 'apiKey' | 'region'>, generateCsrfToken: (req: Request, res: Response) => string) {
+export function pageLocals(generateCsrfToken: (req: Request, res: Response) => string) {
   return (req: Request, res: Response, next: NextFunction): void => {
     res.locals.currentUser = req.user;
     let csrfToken: string | undefined;
@@ -56,11 +53,7 @@ export function pageLocals(config: Pick<Config, 'apiKey' | 'region'>, generateCs
     let messages: FlashMessage[] | undefined;
     Object.defineProperty(res.locals, 'messages', { enumerable: true, get: () => (messages ??= takeFlash(req, res)) });
     res.locals.city = res.locals.locality.city;
-    res.locals.region = res.locals.locality.region;
-    res.locals.cityGroups = CITY_GROUPS;
-    res.locals.apiKey = config.apiKey;
     res.locals.path = req.path;
-    res.locals.servedRegion = config.region;
     next();
   };
 }

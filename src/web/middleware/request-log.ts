@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
 import type { Request } from 'express';
 import { pinoHttp } from 'pino-http';
 import type { Logger } from '../../logger.js';
@@ -28,13 +27,15 @@ export function requestLog(logger: Logger) {
     customErrorObject: (_req, _res, _error, { err: _standIn, ...line }: Record<string, unknown>) => line,
     // Handlers' own lines (req.log) carry the request's id only; the closing line has the request itself.
     quietReqLogger: true,
+    // Our serializers read the request and response themselves, without pino-http's standard copy of each first.
+    wrapSerializers: false,
     serializers: {
-      req: (req: { id: unknown; method: string; url: string; headers: IncomingMessage['headers']; raw: Request }) => ({
+      req: (req: Request) => ({
         id: req.id,
         method: req.method,
-        url: req.url,
+        url: req.originalUrl,
         // Express's req.ip honours `trust proxy`, so it is the client behind the load balancer.
-        remoteAddress: req.raw.ip,
+        remoteAddress: req.ip,
         userAgent: req.headers['user-agent'],
       }),
       res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import session from 'express-session';
 import type { Config } from '../../config.js';
@@ -15,6 +16,8 @@ export function sessionMiddleware(config: Pick<Config, 'secretKey' | 'isProducti
     name: SESSION_COOKIE,
     secret: config.secretKey,
     store,
+    // As its docs show: a UUID (122 random bits) from Node's pooled random source, for every visitor's request.
+    genid: () => randomUUID(),
     resave: false,
     // Anonymous visitors get no row: the store writes only logged-in sessions.
     saveUninitialized: false,

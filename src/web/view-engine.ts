@@ -10,11 +10,12 @@ export const VIEWS = path.join(PROJECT_ROOT, 'views');
 const escape = (value: unknown): string => (value === undefined || value === null ? '' : escapeHtml(String(value)));
 
 /**
- * EJS as the app's view engine, with three of its documented options: `strict` (no `with` block: each template
- * reads what it names from `locals`), `root`, from which includes are named (`/partials/nav`), and `escape`.
+ * EJS as the app's view engine, with its documented options: `strict` (no `with` block: each template reads what it
+ * names from `locals`), `root`, from which includes are named (`/partials/nav`), `escape`, and `rmWhitespace`
+ * (the templates' indentation stays in the source, not in every page sent).
  */
 export function useViews(app: Express, { cache }: { cache: boolean }): void {
-  const options: ejs.Options = { strict: true, root: VIEWS, cache, escape };
+  const options: ejs.Options = { strict: true, root: VIEWS, cache, escape, rmWhitespace: true };
   app.engine('ejs', (file, data, done) => ejs.renderFile(file, data, options, done));
   app.set('views', VIEWS);
   app.set('view engine', 'ejs');

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { Request } from 'express';
 import { pinoHttp } from 'pino-http';
-import type { Logger } from '../../logger.js';
+import { type Logger, serializers } from '../../logger.js';
 
 const SANE_ID = /^[\w.-]{1,64}$/;
 const QUIET = /^\/(?:healthz|readyz)$|^\/static\//;
@@ -10,6 +9,7 @@ const QUIET = /^\/(?:healthz|readyz)$|^\/static\//;
  * One line per request as its response ends ("request completed", or "request errored" for a 5xx: at error, but a
  * 503 at warn, since it is a deliberate refusal (busy, draining) whose cause, if any, the error handler logs),
  * with the request's id: a sane X-Request-Id from the load balancer, else a fresh UUID, sent back in the header.
+ * Handlers' own lines (req.log) carry the same `req`, as pino-http binds it by default.
  */
 export function requestLog(logger: Logger) {
   return pinoHttp({
@@ -25,20 +25,8 @@ export function requestLog(logger: Logger) {
     customLogLevel: (_req, res, error) => (res.statusCode === 503 ? 'warn' : error || res.statusCode >= 500 ? 'error' : 'info'),
     // The error itself is logged by the error handler with this id; pino-http's stand-in for it has no stack worth reading.
     customErrorObject: (_req, _res, _error, { err: _standIn, ...line }: Record<string, unknown>) => line,
-    // Handlers' own lines (req.log) carry the request's id only; the closing line has the request itself.
-    quietReqLogger: true,
-    // Our serializers read the request and response themselves, without pino-http's standard copy of each first.
+    // The app's serializers (logger.ts) write the request and the response, whatever logger is given, not pino-http's standard ones.
+    serializers,
     wrapSerializers: false,
-    serializers: {
-      req: (req: Request) => ({
-        id: req.id,
-        method: req.method,
-        url: req.originalUrl,
-        // Express's req.ip honours `trust proxy`, so it is the client behind the load balancer.
-        remoteAddress: req.ip,
-        userAgent: req.headers['user-agent'],
-      }),
-      res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
-    },
   });
 }

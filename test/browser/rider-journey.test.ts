@@ -635,6 +635,8 @@ describe('a rider in Chromium against the real server', { timeout: 300_000 }, ()
 
     // The collapsed menu opens, and still switches city: to Rome, for a ride there.
     await toggler.click();
+    // As a rider would, once the menu has opened: Bootstrap marks it .show when its animation ends.
+    await page.locator('#nav-menu.show').waitFor();
     await page.getByRole('button', { name: /Current city/ }).click();
     await assertText(page.locator('.dropdown-menu.show'), 'Rome');
     await assertNoHorizontalOverflow(page);

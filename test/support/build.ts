@@ -4,9 +4,10 @@
  * builds on first use.
  */
 import { spawn } from 'node:child_process';
-import { readdirSync, rmSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { build as esbuild } from 'esbuild';
 import { PROJECT_ROOT } from '../../src/config.js';
 
@@ -33,32 +34,31 @@ function tsc(args: string[], what: string): Promise<void> {
 /** `npm run build` (tsc -p tsconfig.build.json, incremental), without npm in between. */
 export const buildDist = () => tsc(['-p', 'tsconfig.build.json'], 'the build of dist/');
 
-/** Where `npm test` compiles the tests (and what they import) to JavaScript. */
-export const COMPILED_DIR = path.join(ROOT, 'test-output', 'js');
+/** Whether this file runs compiled (from compileForTests' folder), not as the source through tsx. */
+const RUNNING_COMPILED = import.meta.url.endsWith('.js');
+
+/** The folder of this run's compiled copy: the one this file sits in (test/support/ below it), when compiled. */
+const COMPILED_DIR = RUNNING_COMPILED ? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..') : undefined;
 
 /** `npm run typecheck`: the sources, tests, scripts and tools. */
 export const typecheck = () => tsc(['-p', 'tsconfig.json', '--noEmit'], 'the typecheck');
 
 /**
- * The sources, tests, scripts and tools as JavaScript in COMPILED_DIR, file by file (esbuild: no type checks, so
- * it takes a second and the typecheck runs beside the tests): a TypeScript loader would cost each test process
- * more CPU than its tests.
+ * The sources, tests, scripts and tools as JavaScript in `dir`, file by file (esbuild: no type checks, so it takes
+ * a second and the typecheck runs beside the tests): a TypeScript loader would cost each test process more CPU
+ * than its tests.
  */
-export async function compileForTests(): Promise<void> {
-  rmSync(COMPILED_DIR, { recursive: true, force: true });
-  const entryPoints = ['src', 'test', 'scripts', 'tools'].flatMap((dir) =>
-    readdirSync(path.join(ROOT, dir), { recursive: true, encoding: 'utf8' })
+export async function compileForTests(dir: string): Promise<void> {
+  const entryPoints = ['src', 'test', 'scripts', 'tools'].flatMap((folder) =>
+    readdirSync(path.join(ROOT, folder), { recursive: true, encoding: 'utf8' })
       .filter((file) => file.endsWith('.ts') && !file.endsWith('.d.ts'))
-      .map((file) => path.join(ROOT, dir, file)),
+      .map((file) => path.join(ROOT, folder, file)),
   );
-  await esbuild({ entryPoints, outdir: COMPILED_DIR, outbase: ROOT, format: 'esm', platform: 'node', target: 'node20', sourcemap: true, tsconfig: path.join(ROOT, 'tsconfig.json'), logLevel: 'error' });
+  await esbuild({ entryPoints, outdir: dir, outbase: ROOT, format: 'esm', platform: 'node', target: 'node20', sourcemap: true, tsconfig: path.join(ROOT, 'tsconfig.json'), logLevel: 'error' });
 }
 
-/** Whether this run is the compiled one (npm test), not the sources through tsx. */
-const RUNNING_COMPILED = import.meta.url.endsWith('.js');
-
 /** A repository module (`scripts/demo-global`) in the form this run uses: its compiled copy, or the source. */
-export const repoModule = (name: string) => (RUNNING_COMPILED ? path.join(COMPILED_DIR, `${name}.js`) : path.join(ROOT, `${name}.ts`));
+export const repoModule = (name: string) => (COMPILED_DIR ? path.join(COMPILED_DIR, `${name}.js`) : path.join(ROOT, `${name}.ts`));
 
 /** The node arguments that load TypeScript in a child process, when this run does. */
 export const LOADER_ARGS: readonly string[] = RUNNING_COMPILED ? [] : ['--import', 'tsx'];
@@ -66,8 +66,8 @@ export const LOADER_ARGS: readonly string[] = RUNNING_COMPILED ? [] : ['--import
 /** The node arguments that run a repository script the way this run runs its tests. */
 export const nodeScript = (name: string) => [...LOADER_ARGS, repoModule(name)];
 
-/** A test file's compiled copy in COMPILED_DIR. */
-export const compiledPath = (file: string) => path.join(COMPILED_DIR, path.relative(ROOT, path.resolve(file))).replace(/\.ts$/, '.js');
+/** A test file's copy in `dir`, as compileForTests writes it. */
+export const compiledPath = (dir: string, file: string) => path.join(dir, path.relative(ROOT, path.resolve(file))).replace(/\.ts$/, '.js');
 
 /** dist/ as built for this run: by run.ts, or here once per process. */
 export function ensureDist(): Promise<void> {

@@ -9,12 +9,14 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { buildDist, compiledPath, compileForTests, DIST_ENV, typecheck } from './build.js';
+import { buildDist, compiledPath, compileForTests, DIST_ENV, ROOT, typecheck } from './build.js';
 import { CLUSTER_ENV, RUN_ENV, startCluster } from './cluster.js';
 
 // Names this run's temporary directories (tempDir) apart from those of runs going on at the same time.
 const runId = randomBytes(4).toString('hex');
 process.env[RUN_ENV] = runId;
+// The tests as JavaScript (build.ts says why), in a folder of this run's own, removed when it ends.
+const compiled = path.join(ROOT, 'test-output', `js-${runId}`);
 
 // --typecheck (npm test): the typecheck runs beside the tests, and the run fails if it does.
 const checkTypes = process.argv.includes('--typecheck');
@@ -29,17 +31,17 @@ const files = args.filter((arg) => !arg.startsWith('-'));
 const ordered = files
   .map((file, i) => ({ file, i }))
   .sort((a, b) => rank(a.file) - rank(b.file) || a.i - b.i)
-  .map(({ file }) => compiledPath(file));
+  .map(({ file }) => compiledPath(compiled, file));
 const options = args.filter((arg) => arg.startsWith('-'));
 
-// The tests run as JavaScript compiled for them (build.ts says why), the servers from dist/.
 const typechecked = checkTypes ? typecheck().then(() => undefined, (error: Error) => error) : Promise.resolve(undefined);
-const [cluster, ...prepared] = await Promise.allSettled([startCluster({ handleSignals: false }), buildDist(), compileForTests()]);
+const [cluster, ...prepared] = await Promise.allSettled([startCluster({ handleSignals: false }), buildDist(), compileForTests(compiled)]);
 const reasons = [cluster, ...prepared].flatMap((result): unknown[] => (result.status === 'rejected' ? [result.reason] : []));
 if (cluster.status === 'rejected' || reasons.length > 0) {
   if (cluster.status === 'fulfilled') await cluster.value.destroy();
   for (const reason of reasons) console.error(reason instanceof Error ? reason.message : reason);
   await typechecked;
+  rmSync(compiled, { recursive: true, force: true });
   process.exit(1);
 }
 const runner = spawn(process.execPath, ['--enable-source-maps', '--test', ...options, ...ordered], {
@@ -61,6 +63,7 @@ const [code] = await new Promise<[number | null, NodeJS.Signals | null]>((resolv
   runner.once('error', () => resolve([1, null]));
 });
 await cluster.value.destroy();
+rmSync(compiled, { recursive: true, force: true });
 process.exitCode = code ?? 1;
 
 const typeErrors = await typechecked;

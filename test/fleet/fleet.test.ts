@@ -145,7 +145,14 @@ const t = useFixture({
     metricsUrl = `http://127.0.0.1:${metricsPort}`;
     servers = await Promise.all(
       ['gcp-us-east1', 'gcp-europe-west1'].map((region, i) =>
-        startServerProcess({ env: { ...env(region), DB_URI: connectionString, ...(i === 0 && { METRICS_PORT: String(metricsPort) }) } }),
+        startServerProcess({
+          env: {
+            ...env(region),
+            DB_URI: connectionString,
+            // The first serves the flood test's histogram; the second drains for a second, so the SIGTERM test asks /readyz inside the grace.
+            ...(i === 0 ? { METRICS_PORT: String(metricsPort) } : { SHUTDOWN_GRACE_MS: '1000' }),
+          },
+        }),
       ),
     );
   },
@@ -429,8 +436,9 @@ describe('a fleet of two instances on one database', () => {
     const signalledAt = performance.now();
     const exit = server.exited;
     killGroup(server.child, 'SIGTERM');
-    let ready: Response | undefined;
-    while ((ready = await fetch(`${server.url}/readyz`).catch(() => undefined))?.status === 200) await sleep(10);
+    // Asked once the server has logged the signal, so inside its grace: not a poll that a busy machine may let miss it.
+    while (!logLines(server).some((line) => line.msg === 'shutting down')) await sleep(5);
+    const ready = await fetch(`${server.url}/readyz`).catch(() => undefined);
     const { code } = await exit;
     const exitedAfter = performance.now() - signalledAt;
     refused = true;

@@ -6,9 +6,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
+import { transformSync } from 'esbuild';
 import { sql } from 'kysely';
 import pg from 'pg';
-import ts from 'typescript';
 import { type MovrDatabase, openDatabase } from '../src/db/database.js';
 import { type EmbeddedPostgres, findFreePort, startEmbeddedPostgres } from '../src/db/embedded-postgres.js';
 import { migrateToLatest } from '../src/db/migrate.js';
@@ -275,9 +275,9 @@ function buildServers(): { app: string; bare: string } {
   mkdirSync(outDir, { recursive: true });
   const transpile = (name: string) => {
     const source = readFileSync(path.join(ROOT, 'scripts', `${name}.ts`), 'utf8');
-    const { outputText } = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } });
+    const { code } = transformSync(source, { loader: 'ts', format: 'esm', target: 'node20' });
     const file = path.join(outDir, `${name}.mjs`);
-    writeFileSync(file, outputText);
+    writeFileSync(file, code);
     return file;
   };
   return { app: transpile('bench-server'), bare: transpile('bench-bare') };

@@ -20,7 +20,7 @@ let building: Promise<void> | undefined;
 
 /** Runs the TypeScript compiler with `args`, rejecting with its output when it fails. */
 function tsc(args: string[], what: string): Promise<void> {
-  const bin = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+  const bin = path.join(path.dirname(createRequire(import.meta.url).resolve('typescript/package.json')), 'bin', 'tsc');
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [bin, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';

@@ -35,4 +35,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8000) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # node itself is PID 1 (not npm, whose prestart would rebuild), so SIGTERM reaches the app's graceful shutdown.
 # The flags of `npm start`: a smaller, single-threaded heap per worker (docs/benchmark.md has the figures).
-CMD ["node", "--max-semi-space-size=4", "--heap-growing-percent=100", "--single-threaded-gc", "dist/server.js"]
+CMD ["node", "--max-semi-space-size=4", "--heap-growing-percent=50", "--single-threaded-gc", "dist/server.js"]

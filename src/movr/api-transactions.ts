@@ -20,6 +20,8 @@ export const IDEMPOTENCY_TTL_MS = 24 * 3600 * 1000;
 export interface Answer {
   readonly status: number;
   readonly body: string;
+  /** Set on the first answer given again to a repeat of its Idempotency-Key: this request acted on nothing. */
+  readonly repeated?: true;
 }
 
 /** The Idempotency-Key of a request, and where its row lives. */

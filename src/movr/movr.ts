@@ -147,7 +147,7 @@ export class MovR {
     try {
       return await this.run(async (tx) => {
         const prior = key && (await api.claimKey(tx, key));
-        if (prior) return prior;
+        if (prior) return { ...prior, repeated: true };
         const answer = once.answer(await action(tx));
         if (key) await api.storeAnswer(tx, key, answer);
         return answer;

@@ -116,8 +116,9 @@ export function createLimiters(db: MovrDatabase, limits: RateLimits): Limiters {
         ...common,
         limit: limits.registrations,
         skipSuccessfulRequests: true,
-        // "Successful" here means no account was made: the form was refused after the hash, or never hashed.
-        requestWasSuccessful: (_req, res) => res.statusCode === 422 || res.statusCode === 503,
+        // "Successful" here means no account was made: refused after the hash, never hashed, or an API sign-up's
+        // answer given again for its repeated Idempotency-Key.
+        requestWasSuccessful: (_req, res) => res.statusCode === 422 || res.statusCode === 503 || res.locals.answeredAgain === true,
         store: new DatabaseRateLimitStore(db, 'signup:'),
         keyGenerator: client,
         handler: (_req, _res, next) => next(new HttpError(429, 'Too many sign-ups from your network. Try again later.')),

@@ -470,4 +470,19 @@ describe('limits shared with the forms', () => {
     assert.equal(third.status, 429);
     assert.equal(await count('users'), 2);
   });
+
+  test('when an API sign-up is repeated with its Idempotency-Key, then the repeats give the same answer and do not count in the sign-up limit', async () => {
+    const limited = t.buildApp({ rateLimits: { registrations: 2 } });
+    const { listen } = await import('../support/app.js');
+    const server = await listen(limited.app);
+    after(() => server.close());
+    const client = api.to(server.url);
+    const body = (username: string) => ({ city: 'boston', first_name: 'A', last_name: 'B', email: `${username}@example.com`, username, password: PASSWORD });
+    const first = await client.post('/users', { idempotencyKey: 'flaky-network', body: body('resent') });
+    assert.equal(first.status, 201);
+    for (let i = 0; i < 3; i++) assert.equal((await client.post('/users', { idempotencyKey: 'flaky-network', body: body('resent') })).text, first.text);
+    assert.equal((await client.post('/users', { body: body('second') })).status, 201, 'the second account is within the limit of 2');
+    assert.equal((await client.post('/users', { body: body('third') })).status, 429);
+    assert.equal(await count('users'), 2);
+  });
 });

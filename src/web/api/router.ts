@@ -138,6 +138,7 @@ function register(router: Router, operation: Operation, deps: ApiDependencies, c
     if (!isAnswer(reply)) return sendReply(res, reply);
     // MovR's answer, sealed when it was kept under an Idempotency-Key.
     const key = res.locals.apiIdempotencyKey;
+    if (reply.repeated) res.locals.answeredAgain = true;
     send(res, reply.status, reply.body === '' ? undefined : key ? seal.open(key, reply.body) : reply.body);
   };
 

@@ -31,6 +31,8 @@ declare global {
       username?: string;
       /** The sign-up form once parsed, for the handler after the sign-up limiter (routes/auth.ts). */
       registration?: z.output<typeof registerForm>;
+      /** An API answer given again for a repeated Idempotency-Key (api/router.ts): the request made nothing. */
+      answeredAgain?: boolean;
     }
   }
 }

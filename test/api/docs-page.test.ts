@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { type Browser, chromium } from 'playwright-core';
 import { OPERATIONS } from '../../src/web/api/operations.js';
-import { findChromium } from '../support/chromium.js';
+import { CHROMIUM_ARGS, findChromium } from '../support/chromium.js';
 import { useFixture } from '../support/fixture.js';
 
 /** /api/docs in a real Chromium: Swagger UI runs under the app's Content-Security-Policy and lists every operation. */
@@ -11,7 +11,7 @@ let browser: Browser | undefined;
 const t = useFixture({
   listen: true,
   reset: false,
-  setup: async () => (browser = await chromium.launch({ executablePath: findChromium(), args: ['--no-sandbox', '--disable-gpu'] })),
+  setup: async () => (browser = await chromium.launch({ executablePath: findChromium(), args: [...CHROMIUM_ARGS] })),
   teardown: async () => browser?.close(),
 });
 

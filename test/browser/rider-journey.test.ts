@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type Browser, type BrowserContext, type CDPSession, chromium, type Locator, type Page } from 'playwright-core';
 import { PROJECT_ROOT } from '../../src/config.js';
 import { ensureDist, SERVER_JS } from '../support/build.js';
-import { findChromium } from '../support/chromium.js';
+import { CHROMIUM_ARGS, findChromium } from '../support/chromium.js';
 import { freePort, tempDir } from '../support/cluster.js';
 import { TEST_GRACE_MS } from '../support/server-process.js';
 
@@ -18,7 +18,6 @@ import { TEST_GRACE_MS } from '../support/server-process.js';
  */
 
 // The machine has no internet: without the background-networking flags Chromium keeps dialling Google.
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
 const SCREENSHOTS = path.join(PROJECT_ROOT, 'test-output', 'screenshots');
@@ -350,7 +349,7 @@ describe('a rider in Chromium against the real server', { timeout: 300_000 }, ()
     mkdirSync(SCREENSHOTS, { recursive: true });
     dataDir = tempDir('movr-browser-');
     // Both at once; whichever started is stopped by `after` when the other fails.
-    const [launched, started] = await Promise.allSettled([chromium.launch({ executablePath, args: CHROMIUM_ARGS }), startServer()]);
+    const [launched, started] = await Promise.allSettled([chromium.launch({ executablePath, args: [...CHROMIUM_ARGS] }), startServer()]);
     if (launched.status === 'fulfilled') browser = launched.value;
     if (launched.status === 'rejected') throw launched.reason;
     if (started.status === 'rejected') throw started.reason;

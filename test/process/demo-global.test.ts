@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { type Browser as PlaywrightBrowser, chromium, type Page } from 'playwright-core';
 import { freePorts } from '../../tools/edge/ports.js';
-import { findChromium } from '../support/chromium.js';
+import { CHROMIUM_ARGS, findChromium } from '../support/chromium.js';
 import { freePort } from '../support/cluster.js';
 import { embeddedConnectionString, freshDataDir, killGroup, postmasterPid } from '../support/server-process.js';
 import { ensureDist, nodeScript, ROOT } from '../support/build.js';
@@ -235,7 +235,7 @@ describe('npm run demo:global -- --latency, started again on the same data: the 
     const [port] = await freePorts(1);
     assert.ok(port! > 32_767 || process.platform !== 'linux', `port ${port}`);
     demo = await startDemo(['--latency'], port);
-    browser = await chromium.launch({ executablePath: findChromium(), args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'] });
+    browser = await chromium.launch({ executablePath: findChromium(), args: [...CHROMIUM_ARGS] });
   });
   after(async () => {
     await browser?.close();

@@ -1,7 +1,7 @@
 /**
  * `npm test`: one PostgreSQL cluster for the whole run (with the migrated template), one build of dist/ for the
- * process tests and the tests compiled to JavaScript, then `node --test` on those with the arguments given and the
- * cluster's address in MOVR_TEST_CLUSTER; the cluster stops however the run ends. Node 20 has no
+ * process tests and the tests compiled to JavaScript, then node:test's runner (runner.ts) on those with the arguments
+ * given and the cluster's address in MOVR_TEST_CLUSTER; the cluster stops however the run ends. Node 20 has no
  * --test-global-setup, hence this launcher.
  */
 import { spawn } from 'node:child_process';
@@ -44,7 +44,7 @@ if (cluster.status === 'rejected' || reasons.length > 0) {
   rmSync(compiled, { recursive: true, force: true });
   process.exit(1);
 }
-const runner = spawn(process.execPath, ['--enable-source-maps', '--test', ...options, ...ordered], {
+const runner = spawn(process.execPath, ['--enable-source-maps', compiledPath(compiled, path.join(ROOT, 'test/support/runner.ts')), ...options, ...ordered], {
   stdio: 'inherit',
   env: { ...process.env, [CLUSTER_ENV]: cluster.value.adminUrl, [DIST_ENV]: '1' },
 });

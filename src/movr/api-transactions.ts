@@ -53,18 +53,8 @@ export class IdempotencyKeyReusedError extends MovrError {
  * too: SERIALIZABLE then lets only one of two claims in different cities commit.
  */
 export async function claimKey(tx: Tx, claim: IdempotencyKey): Promise<Answer | undefined> {
-  const prior = await tx
-    .selectFrom('idempotency_keys')
-    .select(['fingerprint', 'status', 'body'])
-    .where('city', 'in', claim.cities)
-    .where('scope', '=', claim.scope)
-    .where('key', '=', claim.key)
-    .where('expires_at', '>', sql<Date>`now()`)
-    .executeTakeFirst();
-  if (prior) {
-    if (prior.fingerprint !== claim.fingerprint) throw new IdempotencyKeyReusedError();
-    return { status: prior.status, body: prior.body };
-  }
+  const prior = await storedAnswer(tx, claim);
+  if (prior) return prior;
   await tx
     .insertInto('idempotency_keys')
     .values({ ...keyRow(claim), status: 0, body: '' })
@@ -77,6 +67,21 @@ export async function claimKey(tx: Tx, claim: IdempotencyKey): Promise<Answer | 
     )
     .execute();
   return undefined;
+}
+
+/** The answer stored under the key within its 24 hours, if any; the key used for another request is refused. */
+export async function storedAnswer(db: Kysely<Database>, claim: IdempotencyKey): Promise<Answer | undefined> {
+  const prior = await db
+    .selectFrom('idempotency_keys')
+    .select(['fingerprint', 'status', 'body'])
+    .where('city', 'in', claim.cities)
+    .where('scope', '=', claim.scope)
+    .where('key', '=', claim.key)
+    .where('expires_at', '>', sql<Date>`now()`)
+    .executeTakeFirst();
+  if (!prior) return undefined;
+  if (prior.fingerprint !== claim.fingerprint) throw new IdempotencyKeyReusedError();
+  return { status: prior.status, body: prior.body };
 }
 
 /** Stores the answer of the action that claimed the key, in its transaction. */

@@ -419,6 +419,19 @@ describe('Idempotency-Key', () => {
     }
   });
 
+  test('when an answered sign-up is repeated, then the answer comes back without a hash', { timeout: 15_000 }, async () => {
+    const body = { city: 'boston', first_name: 'No', last_name: 'Hash', email: 'nohash@example.com', username: 'nohash', password: PASSWORD };
+    const first = await api.post('/users', { idempotencyKey: 'answered', body });
+    assert.equal(first.status, 201);
+    // bcrypt at cost 20 takes about a minute here: an instance that hashed for the repeat would miss the timeout.
+    const slow = t.buildApp({ bcryptCost: 20 });
+    const { listen } = await import('../support/app.js');
+    const server = await listen(slow.app);
+    after(() => server.close());
+    const again = await api.to(server.url).post('/users', { idempotencyKey: 'answered', body });
+    assert.equal(again.text, first.text);
+  });
+
   test('when the key’s 24 hours have passed, then it acts again', async () => {
     const { token } = await signUp();
     await api.post('/vehicles', { token, idempotencyKey: 'old', body: vehicleBody });

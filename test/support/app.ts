@@ -31,6 +31,8 @@ export interface AppOptions {
   rateLimits?: Partial<RateLimits>;
   /** Another handle than the test database's own, e.g. through a proxy or a fault-injecting pool. */
   db?: MovrDatabase;
+  /** bcrypt's cost for new hashes; 4 (cheap) unless told otherwise. */
+  bcryptCost?: number;
 }
 
 /**
@@ -41,9 +43,9 @@ export const appLogged: string[] = [];
 const logDestination = { write: (line: string) => void appLogged.push(line.trimEnd()) };
 
 /** The real app over a database, as server.ts builds it, with its warnings and errors kept for the fixture, and cheap bcrypt. */
-export function buildTestApp(database: MovrDatabase, { env = {}, rateLimits, db = database }: AppOptions = {}): TestApp {
+export function buildTestApp(database: MovrDatabase, { env = {}, rateLimits, db = database, bcryptCost = 4 }: AppOptions = {}): TestApp {
   const config = withSecretKey(loadConfig({ NODE_ENV: 'test', SECRET_KEY: 'test-secret-that-is-at-least-32-characters', MOVR_DATA_DIR: '/nonexistent', ...env }));
-  const movr = new MovR(db, { bcryptCost: 4 });
+  const movr = new MovR(db, { bcryptCost });
   const metrics = createMetrics(db.stats);
   const lifecycle: Lifecycle = { draining: false };
   const app = createApp({ config, db, movr, metrics, lifecycle, logger: pino({ level: 'warn' }, logDestination), rateLimits: { registrations: 1000, failedLoginsPerClient: 1000, hashesPerClient: 1000, hashWaiting: 1000, hashMaxWaitMs: 60_000, ...rateLimits } });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { sql } from 'kysely';
 import { pruneApi } from '../../src/movr/api-transactions.js';
-import { formPost, logIn } from '../support/app.js';
+import { type AppOptions, formPost, listen, logIn } from '../support/app.js';
 import { useFixture } from '../support/fixture.js';
 import { Browser } from '../support/http-client.js';
 import { ApiClient } from './client.js';
@@ -30,6 +30,13 @@ async function signUp(fields: Record<string, string> = {}, client = api) {
   });
   assert.equal(answer.status, 201, answer.text);
   return { token: answer.body.token as string, user: answer.body.user as { id: string; city: string; username: string }, expiresAt: answer.body.expires_at as string };
+}
+
+/** Another app over the test database (other limits, another bcrypt cost), on a port of its own until the test ends. */
+async function serveAnother(options: AppOptions) {
+  const server = await listen(t.buildApp(options).app);
+  after(() => server.close());
+  return { url: server.url, client: api.to(server.url) };
 }
 
 const vehicleBody = { type: 'scooter', color: 'red', brand: 'Vespa', location: 'Main Street' };
@@ -424,11 +431,8 @@ describe('Idempotency-Key', () => {
     const first = await api.post('/users', { idempotencyKey: 'answered', body });
     assert.equal(first.status, 201);
     // bcrypt at cost 20 takes about a minute here: an instance that hashed for the repeat would miss the timeout.
-    const slow = t.buildApp({ bcryptCost: 20 });
-    const { listen } = await import('../support/app.js');
-    const server = await listen(slow.app);
-    after(() => server.close());
-    const again = await api.to(server.url).post('/users', { idempotencyKey: 'answered', body });
+    const slow = await serveAnother({ bcryptCost: 20 });
+    const again = await slow.client.post('/users', { idempotencyKey: 'answered', body });
     assert.equal(again.text, first.text);
   });
 
@@ -470,13 +474,9 @@ describe('limits shared with the forms', () => {
   });
 
   test('when accounts are created through the form and the API, then they add up to one sign-up limit', async () => {
-    const limited = t.buildApp({ rateLimits: { registrations: 2 } });
-    const { listen } = await import('../support/app.js');
-    const server = await listen(limited.app);
-    after(() => server.close());
-    const client = api.to(server.url);
+    const { url, client } = await serveAnother({ rateLimits: { registrations: 2 } });
     const browser = new Browser();
-    const form = await browser.post(`${server.url}/register`, { city: 'boston', first_name: 'A', last_name: 'B', email: 'f@example.com', username: 'viaform', password: PASSWORD });
+    const form = await browser.post(`${url}/register`, { city: 'boston', first_name: 'A', last_name: 'B', email: 'f@example.com', username: 'viaform', password: PASSWORD });
     assert.equal(form.status, 303);
     await signUp({ username: 'viaapi' }, client);
     const third = await client.post('/users', { body: { city: 'boston', first_name: 'A', last_name: 'B', email: 'g@example.com', username: 'toomany', password: PASSWORD } });
@@ -485,11 +485,7 @@ describe('limits shared with the forms', () => {
   });
 
   test('when an API sign-up is repeated with its Idempotency-Key, then the repeats give the same answer and do not count in the sign-up limit', async () => {
-    const limited = t.buildApp({ rateLimits: { registrations: 2 } });
-    const { listen } = await import('../support/app.js');
-    const server = await listen(limited.app);
-    after(() => server.close());
-    const client = api.to(server.url);
+    const { client } = await serveAnother({ rateLimits: { registrations: 2 } });
     const body = (username: string) => ({ city: 'boston', first_name: 'A', last_name: 'B', email: `${username}@example.com`, username, password: PASSWORD });
     const first = await client.post('/users', { idempotencyKey: 'flaky-network', body: body('resent') });
     assert.equal(first.status, 201);

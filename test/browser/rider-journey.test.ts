@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type Browser, type BrowserContext, type CDPSession, chromium, type Locator, type Page } from 'playwright-core';
 import { PROJECT_ROOT } from '../../src/config.js';
 import { ensureDist, SERVER_JS } from '../support/build.js';
-import { CHROMIUM_ARGS, findChromium } from '../support/chromium.js';
+import { axeViolations, CHROMIUM_ARGS, findChromium } from '../support/chromium.js';
 import { freePort, tempDir } from '../support/cluster.js';
 import { TEST_GRACE_MS } from '../support/server-process.js';
 
@@ -179,8 +179,6 @@ async function screenshot(page: Page, name: string, { docs = false } = {}) {
 
 const pathOf = (page: Page) => new URL(page.url()).pathname;
 
-const AXE_SOURCE = readFileSync(path.join(PROJECT_ROOT, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
-
 interface Scan {
   page: string;
   width: number;
@@ -209,8 +207,8 @@ const STRUCTURE = `(() => {
 
 /**
  * axe-core on the page as it stands, at the journey's width, once per page state and width; any violation fails the
- * test (the phone journey covers the phone layouts). The source is evaluated through the DevTools protocol, so the
- * page's CSP (no inline script) does not stand in the way, and it works in a context without JavaScript too.
+ * test (the phone journey covers the phone layouts). axeViolations (support/chromium.ts) evaluates it through the
+ * DevTools protocol, so it works in a context without JavaScript too.
  */
 async function audit(page: Page, label = `${pathOf(page)}${new URL(page.url()).search}`) {
   const width = (page.viewportSize() ?? DESKTOP).width;
@@ -220,10 +218,7 @@ async function audit(page: Page, label = `${pathOf(page)}${new URL(page.url()).s
   if (scanned.has(state)) seenAgain++;
   else {
     scanned.add(state);
-    if (!(await page.evaluate('typeof window.axe === "object"'))) await page.evaluate(AXE_SOURCE);
-    const violations = await page.evaluate<string[]>(`
-      axe.run(document, { resultTypes: ['violations'] }).then((result) =>
-        result.violations.map((v) => v.id + ' (' + v.impact + '): ' + v.help + ' at ' + v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')))`);
+    const violations = await axeViolations(page);
     scans.push({ page: label, width, violations });
     assert.deepEqual(violations, [], `axe-core on ${label} at ${width}px`);
   }

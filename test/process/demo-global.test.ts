@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { type Browser as PlaywrightBrowser, chromium, type Page } from 'playwright-core';
 import { freePorts } from '../../tools/edge/ports.js';
-import { CHROMIUM_ARGS, findChromium } from '../support/chromium.js';
+import { axeViolations, CHROMIUM_ARGS, findChromium } from '../support/chromium.js';
 import { freePort } from '../support/cluster.js';
 import { embeddedConnectionString, freshDataDir, killGroup, postmasterPid } from '../support/server-process.js';
 import { ensureDist, nodeScript, ROOT } from '../support/build.js';
@@ -210,16 +210,10 @@ async function labTable(page: Page): Promise<Map<string, Record<string, string>>
   return new Map(rows.map((row) => [`${row.operation} ${row.region} ${row.layout}`, row]));
 }
 
-const AXE_SOURCE = readFileSync(path.join(ROOT, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
-
 async function audit(page: Page, label: string) {
   for (const width of [390, 1280]) {
     await page.setViewportSize({ width, height: 900 });
-    if (!(await page.evaluate('typeof window.axe === "object"'))) await page.evaluate(AXE_SOURCE);
-    const violations = await page.evaluate<string[]>(`
-      axe.run(document, { resultTypes: ['violations'] }).then((result) =>
-        result.violations.map((v) => v.id + ': ' + v.help + ' at ' + v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')))`);
-    assert.deepEqual(violations, [], `axe-core on ${label} at ${width}px`);
+    assert.deepEqual(await axeViolations(page), [], `axe-core on ${label} at ${width}px`);
     const overflow = await page.evaluate('document.documentElement.scrollWidth - document.documentElement.clientWidth');
     assert.equal(overflow, 0, `${label} fits ${width}px without scrolling sideways`);
   }

@@ -1,4 +1,7 @@
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Page } from 'playwright-core';
+import { PROJECT_ROOT } from '../../src/config.js';
 
 /** Where Chromium-family browsers usually live: Debian and other Linux packages, snap, macOS, Windows. */
 export const CHROMIUM_CANDIDATES = [
@@ -55,4 +58,18 @@ export function findChromium(chromePath = process.env.CHROME_PATH, candidates: r
   const found = candidates.find(runnable);
   if (found) return found;
   throw new Error('No Chromium or Chrome found: install one (Debian: apt-get install chromium; macOS: brew install --cask chromium) or set CHROME_PATH to its executable.');
+}
+
+let axeSource: string | undefined;
+
+/**
+ * axe-core's violations on the page as it stands, a line each (rule, impact, help, the first three places). Its
+ * source is evaluated through the DevTools protocol, once per document, so the page's CSP does not stand in the way.
+ */
+export async function axeViolations(page: Page): Promise<string[]> {
+  axeSource ??= readFileSync(path.join(PROJECT_ROOT, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
+  if (!(await page.evaluate('typeof window.axe === "object"'))) await page.evaluate(axeSource);
+  return page.evaluate<string[]>(`
+    axe.run(document, { resultTypes: ['violations'] }).then((result) =>
+      result.violations.map((v) => v.id + ' (' + v.impact + '): ' + v.help + ' at ' + v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')))`);
 }

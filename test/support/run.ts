@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { buildDist, compiledPath, compileForTests, DIST_ENV, ROOT, typecheck } from './build.js';
+import { buildDist, COMPILED_ENV, compiledPath, compileForTests, DIST_ENV, ROOT, typecheck } from './build.js';
 import { CLUSTER_ENV, RUN_ENV, startCluster } from './cluster.js';
 
 // Names this run's temporary directories (tempDir) apart from those of runs going on at the same time.
@@ -46,7 +46,7 @@ if (cluster.status === 'rejected' || reasons.length > 0) {
 }
 const runner = spawn(process.execPath, ['--enable-source-maps', compiledPath(compiled, path.join(ROOT, 'test/support/runner.ts')), ...options, ...ordered], {
   stdio: 'inherit',
-  env: { ...process.env, [CLUSTER_ENV]: cluster.value.adminUrl, [DIST_ENV]: '1' },
+  env: { ...process.env, [CLUSTER_ENV]: cluster.value.adminUrl, [DIST_ENV]: '1', [COMPILED_ENV]: compiled },
 });
 
 let signalled = 0;

@@ -61,7 +61,7 @@ export async function closeBackend(backend: Backend | undefined, metricsServer: 
 /** The demo login is generated on first start and kept beside the database, so every start can print it. */
 async function demoLogin(config: Config, database: MovrDatabase): Promise<DemoLogin | undefined> {
   const file = path.join(config.dataDir, 'demo-login.json');
-  const created = await loadDemoData(database);
+  const created = await loadDemoData(database, { bcryptCost: config.bcryptCost });
   if (created) writeFileSync(file, `${JSON.stringify(created)}\n`, { mode: 0o600 });
   return created ?? (existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as DemoLogin) : undefined);
 }

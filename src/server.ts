@@ -62,7 +62,7 @@ async function runInstance(config: Config, logger: Logger): Promise<void> {
     const metrics = createMetrics(database.stats);
     // Imported here, so a cluster's primary, which serves no page, never loads Express, the views or passport.
     const { createApp } = await import('./app.js');
-    const app = createApp({ config, db: database, movr: new MovR(database), logger, metrics, lifecycle, demoLogin: backend.login });
+    const app = createApp({ config, db: database, movr: new MovR(database, { bcryptCost: config.bcryptCost }), logger, metrics, lifecycle, demoLogin: backend.login });
     server = createServer(app);
     const port = await listen(server, config.port, config.host);
     if (worker) {

@@ -1,3 +1,4 @@
+import { DEFAULT_BCRYPT_COST } from '../config.js';
 import { hashPassword } from './passwords.js';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
@@ -72,6 +73,8 @@ export interface DemoDataOptions {
   usersPerCity?: number;
   vehiclesPerOwner?: number;
   ridesPerUser?: number;
+  /** bcrypt's cost for the demo login's hash. */
+  bcryptCost?: number;
 }
 
 export interface DemoLogin {
@@ -91,7 +94,7 @@ const plain = (name: string) => name.normalize('NFD').replace(/[\u0300-\u036f]/g
 export async function loadDemoData(db: MovrDatabase, options: DemoDataOptions = {}): Promise<DemoLogin | undefined> {
   const { usersPerCity = 6, vehiclesPerOwner = 2, ridesPerUser = 3 } = options;
   const password = randomBytes(9).toString('base64url');
-  const passwordHash = await hashPassword(password, 12);
+  const passwordHash = await hashPassword(password, options.bcryptCost ?? DEFAULT_BCRYPT_COST);
   const demoCity: City = CITIES[0];
 
   const users: NewUserRow[] = [];

@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { DEFAULT_BCRYPT_COST } from '../config.js';
 import type { MovrDatabase } from '../db/database.js';
 import type { Database } from '../db/schema.js';
 import { runStatement, runTransaction, type Tx } from '../db/transaction.js';
@@ -26,7 +27,7 @@ export interface Once<T> {
 export { RIDES_SHOWN, VEHICLES_PER_PAGE } from './transactions.js';
 
 export interface MovrOptions {
-  /** bcrypt cost factor; 12 by default (~0.3 s per hash on a 2-core machine). */
+  /** bcrypt cost factor; DEFAULT_BCRYPT_COST (12) unless told otherwise. */
   bcryptCost?: number;
 }
 
@@ -43,7 +44,7 @@ export class MovR {
     private readonly db: MovrDatabase,
     options: MovrOptions = {},
   ) {
-    this.bcryptCost = options.bcryptCost ?? 12;
+    this.bcryptCost = options.bcryptCost ?? DEFAULT_BCRYPT_COST;
   }
 
   private run<T>(callback: (tx: Tx) => Promise<T>): Promise<T> {

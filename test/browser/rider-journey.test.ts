@@ -8,9 +8,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type Browser, type BrowserContext, type CDPSession, chromium, type Locator, type Page } from 'playwright-core';
 import { PROJECT_ROOT } from '../../src/config.js';
 import { ensureDist, SERVER_JS } from '../support/build.js';
-import { axeViolations, CHROMIUM_ARGS, findChromium } from '../support/chromium.js';
+import { axeViolations, CHROMIUM_ARGS, findChromium, SCREENSHOTS_WANTED } from '../support/chromium.js';
 import { freePort, tempDir } from '../support/cluster.js';
-import { TEST_GRACE_MS } from '../support/server-process.js';
+import { TEST_GRACE_MS, testBcryptCost } from '../support/server-process.js';
 
 /**
  * The whole journey of a newcomer, in headless Chromium, against the real server started as a user starts
@@ -69,6 +69,7 @@ async function startServer(): Promise<void> {
       REGION: '',
       NODE_ENV: 'development',
       SHUTDOWN_GRACE_MS: String(TEST_GRACE_MS),
+      BCRYPT_COST: testBcryptCost(),
     },
   });
   server = child;
@@ -169,8 +170,9 @@ function watch(page: Page) {
   });
 }
 
-/** What a rider sees on the screen, into test-output/screenshots/, and into docs/screenshots/ for the README when asked. */
+/** What a rider sees on the screen, into test-output/screenshots/, and into docs/screenshots/ for the README, when asked. */
 async function screenshot(page: Page, name: string, { docs = false } = {}) {
+  if (!SCREENSHOTS_WANTED) return;
   const file = path.join(SCREENSHOTS, `${name}.png`);
   await page.screenshot({ path: file, animations: 'disabled' });
   // The README's images change only when asked (UPDATE_SCREENSHOTS=1 npm test), so a test run leaves the tree clean.

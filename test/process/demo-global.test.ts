@@ -7,9 +7,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { type Browser as PlaywrightBrowser, chromium, type Page } from 'playwright-core';
 import { freePorts } from '../../tools/edge/ports.js';
-import { axeViolations, CHROMIUM_ARGS, findChromium } from '../support/chromium.js';
+import { axeViolations, CHROMIUM_ARGS, findChromium, SCREENSHOTS_WANTED } from '../support/chromium.js';
 import { freePort } from '../support/cluster.js';
-import { embeddedConnectionString, freshDataDir, killGroup, postmasterPid } from '../support/server-process.js';
+import { embeddedConnectionString, freshDataDir, killGroup, postmasterPid, testBcryptCost } from '../support/server-process.js';
 import { ensureDist, nodeScript, ROOT } from '../support/build.js';
 
 
@@ -32,7 +32,7 @@ async function startDemo(args: string[] = [], port?: number): Promise<Demo> {
     cwd: ROOT,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NODE_ENV: 'development', MOVR_DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1', DB_URI: '', LOG_LEVEL: 'info' },
+    env: { ...process.env, NODE_ENV: 'development', MOVR_DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1', DB_URI: '', LOG_LEVEL: 'info', BCRYPT_COST: testBcryptCost() },
   });
   let output = '';
   child.stdout!.on('data', (chunk) => (output += chunk));
@@ -301,11 +301,13 @@ describe('npm run demo:global -- --latency, started again on the same data: the 
     assert.equal(lines.length, 1 + 2 * 3 * 3);
     assert.match(lines[0]!, /^"city","operation","region","layout"/);
     await audit(page, '/_edge/lab with a run');
-    await page.setViewportSize({ width: 1280, height: 900 });
-    const docs = process.env.UPDATE_SCREENSHOTS === '1' ? path.join(ROOT, 'docs', 'screenshots') : path.join(ROOT, 'test-output', 'screenshots');
-    mkdirSync(docs, { recursive: true });
-    await page.locator('#results').evaluate((h) => h.scrollIntoView());
-    await page.screenshot({ path: path.join(docs, 'latency-lab.png'), clip: { x: 0, y: 0, width: 1280, height: 900 } });
+    if (SCREENSHOTS_WANTED) {
+      await page.setViewportSize({ width: 1280, height: 900 });
+      const docs = process.env.UPDATE_SCREENSHOTS === '1' ? path.join(ROOT, 'docs', 'screenshots') : path.join(ROOT, 'test-output', 'screenshots');
+      mkdirSync(docs, { recursive: true });
+      await page.locator('#results').evaluate((h) => h.scrollIntoView());
+      await page.screenshot({ path: path.join(docs, 'latency-lab.png'), clip: { x: 0, y: 0, width: 1280, height: 900 } });
+    }
 
     // Every page of the app carries the strip: where it was served (a browser that never travelled is in New York), and this page's time per part.
     await page.goto(`${demo.url}/login`);

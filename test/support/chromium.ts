@@ -60,6 +60,13 @@ export function findChromium(chromePath = process.env.CHROME_PATH, candidates: r
   throw new Error('No Chromium or Chrome found: install one (Debian: apt-get install chromium; macOS: brew install --cask chromium) or set CHROME_PATH to its executable.');
 }
 
+/**
+ * Screenshots of what a rider sees, into test-output/screenshots/, are taken only when asked (SCREENSHOTS=1), or
+ * with UPDATE_SCREENSHOTS=1, which also refreshes the README's: nothing asserts on them, and they cost Chromium
+ * about 3 s of CPU per run.
+ */
+export const SCREENSHOTS_WANTED = process.env.SCREENSHOTS === '1' || process.env.UPDATE_SCREENSHOTS === '1';
+
 let axeSource: string | undefined;
 
 /**

@@ -2,11 +2,18 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { PRODUCTION_MIN_BCRYPT_COST } from '../../src/config.js';
 import { ensureDist, ROOT, SERVER_JS } from './build.js';
 import { freePort, tempDir } from './cluster.js';
 
 /** The drain's grace in spawned servers: short, so each stop does not wait seconds; a test that needs the real one sets it. */
 export const TEST_GRACE_MS = 200;
+
+/**
+ * bcrypt's cost in the servers the tests start: the least their mode accepts, as hashing is not what they measure
+ * (the password-budget and production-boot tests keep the real cost, as one lifecycle test keeps the real grace).
+ */
+export const testBcryptCost = (nodeEnv = 'development') => String(nodeEnv === 'production' ? PRODUCTION_MIN_BCRYPT_COST : 4);
 
 export interface ServerProcess {
   readonly child: ChildProcess;
@@ -62,7 +69,7 @@ export async function startServerProcess({
   await ensureDist();
   const dataDir = given ?? freshDataDir();
   const port = env.PORT ? Number(env.PORT) : await freePort();
-  const base = { NODE_ENV: 'development', MOVR_DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', DB_URI: '', METRICS_PORT: '0', SHUTDOWN_GRACE_MS: String(TEST_GRACE_MS) };
+  const base = { NODE_ENV: 'development', MOVR_DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', DB_URI: '', METRICS_PORT: '0', SHUTDOWN_GRACE_MS: String(TEST_GRACE_MS), BCRYPT_COST: testBcryptCost(env.NODE_ENV) };
   const child = spawn(npmStart ? 'npm' : process.execPath, npmStart ? ['start'] : [path.relative(ROOT, SERVER_JS)], {
     cwd,
     detached: true,

@@ -31,4 +31,17 @@ describe('the environment, parsed', () => {
       assert.throws(() => loadConfig({ SHUTDOWN_GRACE_MS: bad }), (error: unknown) => error instanceof ConfigError && /SHUTDOWN_GRACE_MS/.test(error.message), bad);
     }
   });
+
+  test('when BCRYPT_COST is unset, then 12; when set, then bcrypt\'s 4 to 31, and production refuses below 10', () => {
+    assert.equal(loadConfig({}).bcryptCost, 12);
+    assert.equal(loadConfig({ BCRYPT_COST: '' }).bcryptCost, 12);
+    assert.equal(loadConfig({ BCRYPT_COST: '4' }).bcryptCost, 4);
+    assert.equal(loadConfig({ BCRYPT_COST: '13' }).bcryptCost, 13);
+    for (const bad of ['3', '32', '12.5', 'high']) {
+      assert.throws(() => loadConfig({ BCRYPT_COST: bad }), (error: unknown) => error instanceof ConfigError && /BCRYPT_COST/.test(error.message), bad);
+    }
+    const production = { NODE_ENV: 'production', DB_URI: 'postgresql://db/movr', SECRET_KEY: 'a-production-secret-of-at-least-32-characters' };
+    assert.equal(loadConfig({ ...production, BCRYPT_COST: '10' }).bcryptCost, 10);
+    assert.throws(() => loadConfig({ ...production, BCRYPT_COST: '9' }), (error: unknown) => error instanceof ConfigError && /BCRYPT_COST: must be at least 10 in production/.test(error.message));
+  });
 });

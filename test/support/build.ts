@@ -30,8 +30,12 @@ function tsc(args: string[], what: string): Promise<void> {
   });
 }
 
-/** `npm run build` (tsc -p tsconfig.build.json, incremental), without npm in between. */
-export const buildDist = () => tsc(['-p', 'tsconfig.build.json'], 'the build of dist/');
+/**
+ * `npm run build` (tsc -p tsconfig.build.json, incremental), without npm in between, and with --noCheck: the
+ * typecheck covers src/ (run.ts runs it beside the tests), and with isolatedModules and verbatimModuleSyntax the
+ * files emitted are the same (a third of the CPU).
+ */
+export const buildDist = () => tsc(['-p', 'tsconfig.build.json', '--noCheck'], 'the build of dist/');
 
 /** Whether this file runs compiled (from compileForTests' folder), not as the source through tsx. */
 const RUNNING_COMPILED = import.meta.url.endsWith('.js');

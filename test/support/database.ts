@@ -53,7 +53,10 @@ export async function createTestDatabase(cluster: Cluster): Promise<OwnTestDatab
     const db = await open();
     const { rows } = await sql<{ name: string }>`
       SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public' AND NOT tablename = ANY(${KEPT}) ORDER BY tablename`.execute(db.kysely);
-    const truncate = sql.raw(`TRUNCATE ${rows.map((row) => `"${row.name}"`).join(', ')} CASCADE`);
+    // DELETE, not TRUNCATE: with a test's few rows it takes the server well under 1 ms, where TRUNCATE's new files
+    // took 17 ms (×300 tests). One statement, as the foreign keys (users ↔ rides among them) are checked at its end.
+    const [first, ...others] = rows.map((row) => `"${row.name}"`);
+    const empty = sql.raw(`WITH ${others.map((table, i) => `emptied_${i} AS (DELETE FROM ${table})`).join(', ')} DELETE FROM ${first}`);
     return {
       db,
       connectionString,
@@ -65,7 +68,7 @@ export async function createTestDatabase(cluster: Cluster): Promise<OwnTestDatab
         return cluster.urlOf(extra);
       },
       async reset() {
-        await truncate.execute(db.kysely);
+        await empty.execute(db.kysely);
         Object.assign(db.stats, new TransactionStats());
       },
       drop,

@@ -19,6 +19,7 @@ import {
   postmasterPid,
   type ServerProcess,
   startServerProcess,
+  testBcryptCost,
 } from '../support/server-process.js';
 
 const started: ServerProcess[] = [];
@@ -122,7 +123,10 @@ describe('the server process', () => {
     const { rows } = await client.query<{ cities: number; vehicles: number; rides: number }>(
       'SELECT (SELECT count(DISTINCT city) FROM users)::int AS cities, (SELECT count(*) FROM vehicles)::int AS vehicles, (SELECT count(*) FROM rides)::int AS rides',
     );
+    // The demo login is hashed at the BCRYPT_COST the server was started with.
+    const demoHash = await client.query<{ password_hash: string }>('SELECT password_hash FROM users WHERE username = $1', [login[1]]);
     await client.end();
+    assert.match(demoHash.rows[0]!.password_hash, new RegExp(`^v2\\$\\$2b\\$${testBcryptCost().padStart(2, '0')}\\$`));
     assert.equal(rows[0]!.cities, 9);
     assert.ok(rows[0]!.vehicles > 0 && rows[0]!.rides > 0);
 

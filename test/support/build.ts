@@ -60,7 +60,7 @@ export async function compileForTests(dir: string): Promise<void> {
       .filter((file) => file.endsWith('.ts') && !file.endsWith('.d.ts'))
       .map((file) => path.join(ROOT, folder, file)),
   );
-  const common = { outdir: dir, outbase: ROOT, format: 'esm', platform: 'node', target: 'node20', sourcemap: true, tsconfig: path.join(ROOT, 'tsconfig.json'), logLevel: 'error' } as const;
+  const common = { outdir: dir, outbase: ROOT, format: 'esm', platform: 'node', target: 'node20', sourcemap: true, sourcesContent: false, tsconfig: path.join(ROOT, 'tsconfig.json'), logLevel: 'error' } as const;
   await esbuild({ ...common, entryPoints });
   // The test files again, bundled over the copies above with their app and libraries in shared chunks: Node 20's
   // loader would otherwise resolve and read some 900 files in every test process, more CPU than most files' tests.

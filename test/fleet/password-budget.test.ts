@@ -10,7 +10,7 @@ import { Browser, csrfOf } from '../support/http-client.js';
 import { killGroup, type ServerProcess, startServerProcess } from '../support/server-process.js';
 
 /**
- * Floods of password work against two production instances (bcrypt at its real cost: BCRYPT_COST unset) on one PostgreSQL: while
+ * Floods of password work against two production instances (bcrypt at its real cost) on one PostgreSQL: while
  * one client or many send requests that each cost a hash, another client's log-in stays fast, and no request
  * that cost a hash goes uncounted, whether it failed or its client hung up.
  */
@@ -29,7 +29,7 @@ const t = useFixture({
   reset: false,
   async setup({ connectionString }) {
     realHash = await hashPassword(PASSWORD, 12);
-    const env = (region: string) => ({ NODE_ENV: 'production', SECRET_KEY: 'a-password-budget-test-secret-of-32-characters', DB_URI: connectionString, REGION: region, LOG_LEVEL: 'warn', BCRYPT_COST: '' });
+    const env = (region: string) => ({ NODE_ENV: 'production', SECRET_KEY: 'a-password-budget-test-secret-of-32-characters', DB_URI: connectionString, REGION: region, LOG_LEVEL: 'warn' });
     servers = await Promise.all(['gcp-us-east1', 'gcp-europe-west1'].map((region) => startServerProcess({ env: env(region) })));
   },
   async teardown() {

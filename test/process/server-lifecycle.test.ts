@@ -126,7 +126,7 @@ describe('the server process', () => {
     // The demo login is hashed at the BCRYPT_COST the server was started with.
     const demoHash = await client.query<{ password_hash: string }>('SELECT password_hash FROM users WHERE username = $1', [login[1]]);
     await client.end();
-    assert.match(demoHash.rows[0]!.password_hash, new RegExp(`^v2\\$\\$2b\\$${testBcryptCost().padStart(2, '0')}\\$`));
+    assert.match(demoHash.rows[0]!.password_hash, new RegExp(`^v2\\$\\$2b\\$${testBcryptCost()!.padStart(2, '0')}\\$`));
     assert.equal(rows[0]!.cities, 9);
     assert.ok(rows[0]!.vehicles > 0 && rows[0]!.rides > 0);
 

@@ -2,7 +2,6 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PRODUCTION_MIN_BCRYPT_COST } from '../../src/config.js';
 import { ensureDist, ROOT, SERVER_JS } from './build.js';
 import { freePort, tempDir } from './cluster.js';
 
@@ -10,10 +9,10 @@ import { freePort, tempDir } from './cluster.js';
 export const TEST_GRACE_MS = 200;
 
 /**
- * bcrypt's cost in the servers the tests start: the least their mode accepts, as hashing is not what they measure
- * (the password-budget and production-boot tests keep the real cost, as one lifecycle test keeps the real grace).
+ * BCRYPT_COST in the servers the tests start: bcrypt's least in development, as hashing is not what they measure;
+ * unset in production, which refuses it (and where the password-budget test measures the real cost).
  */
-export const testBcryptCost = (nodeEnv = 'development') => String(nodeEnv === 'production' ? PRODUCTION_MIN_BCRYPT_COST : 4);
+export const testBcryptCost = (nodeEnv = 'development') => (nodeEnv === 'production' ? undefined : '4');
 
 export interface ServerProcess {
   readonly child: ChildProcess;

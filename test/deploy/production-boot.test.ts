@@ -19,9 +19,9 @@ import { useFixture } from '../support/fixture.js';
  * real image for those, on the image's Node.
  *
  * The build stage's output is the run's shared build of dist/ (test/support/build.ts runs the same `tsc -p
- * tsconfig.build.json` as `npm run build`, with --noCheck, which emits the same files), used once the packed sources and configuration are shown to be the
- * ones it was built from; so that stage's full `npm ci` and its compile are not repeated. The runtime stage's
- * `npm ci --omit=dev` is replayed as written.
+ * tsconfig.build.json` as `npm run build`, with --noCheck, which emits the same files), used once the packed
+ * sources and configuration are shown to be the ones it was built from; so that stage's full `npm ci` and its
+ * compile are not repeated. The runtime stage's `npm ci --omit=dev` is replayed as written.
  */
 
 const root = ROOT;

@@ -50,9 +50,9 @@ const COMPILED_DIR = RUNNING_COMPILED ? process.env[COMPILED_ENV] : undefined;
 export const typecheck = () => tsc(['-p', 'tsconfig.json', '--noEmit'], 'the typecheck');
 
 /**
- * The sources, tests, scripts and tools as JavaScript in `dir`, file by file (esbuild: no type checks, so it takes
- * a second and the typecheck runs beside the tests): a TypeScript loader would cost each test process more CPU
- * than its tests.
+ * The sources, scripts, tools and test helpers as JavaScript in `dir`, file by file, and each test file as one
+ * bundle (esbuild: no type checks, so it takes a second or two and the typecheck runs beside the tests): a
+ * TypeScript loader would cost each test process more CPU than its tests.
  */
 export async function compileForTests(dir: string): Promise<void> {
   const entryPoints = ['src', 'test', 'scripts', 'tools'].flatMap((folder) =>
@@ -61,12 +61,13 @@ export async function compileForTests(dir: string): Promise<void> {
       .map((file) => path.join(ROOT, folder, file)),
   );
   const common = { outdir: dir, outbase: ROOT, format: 'esm', platform: 'node', target: 'node20', sourcemap: true, sourcesContent: false, tsconfig: path.join(ROOT, 'tsconfig.json'), logLevel: 'error' } as const;
-  await esbuild({ ...common, entryPoints });
-  // The test files again, bundled over the copies above with their app and libraries in shared chunks: Node 20's
-  // loader would otherwise resolve and read some 900 files in every test process, more CPU than most files' tests.
+  const isTest = (file: string) => file.endsWith('.test.ts');
+  await esbuild({ ...common, entryPoints: entryPoints.filter((file) => !isTest(file)) });
+  // The test files bundled, with their app and libraries in shared chunks: Node 20's loader would otherwise resolve
+  // and read some 900 files in every test process, more CPU than most files' tests.
   await esbuild({
     ...common,
-    entryPoints: entryPoints.filter((file) => file.endsWith('.test.ts')),
+    entryPoints: entryPoints.filter(isTest),
     bundle: true,
     splitting: true,
     chunkNames: 'chunks/[name]-[hash]',

@@ -83,7 +83,8 @@ svg { width: 100%; height: auto; }
 <h1>MovR latency lab</h1>
 <p>A rider of one city runs the operations you pick through every region, under each layout of the database, one
 request at a time. Each bar is one operation's time at p50 or p95, split into the client's round trip to the region,
-the app, and the database. ${
+the app, and the database; the table also gives, as "modelled", the part of the database's time that is the
+model's round trips between regions. ${
     state.layouts.length
       ? `The database's distance is modelled (<a href="https://github.com/cockroachdb/cockroach/blob/master/pkg/cli/democluster/region_latencies.go">cockroach demo --global</a>'s round trips; layout now: <strong>${escape(state.layout ?? '')}</strong>)${
           state.latency ? '' : ', but latency is off: start with <code>npm run demo:global -- --latency</code> to feel it'

@@ -46,7 +46,15 @@ if (cluster.status === 'rejected' || reasons.length > 0) {
 }
 const runner = spawn(process.execPath, ['--enable-source-maps', compiledPath(compiled, path.join(ROOT, 'test/support/runner.ts')), ...options, ...ordered], {
   stdio: 'inherit',
-  env: { ...process.env, [CLUSTER_ENV]: cluster.value.adminUrl, [DIST_ENV]: '1', [COMPILED_ENV]: compiled },
+  env: {
+    ...process.env,
+    [CLUSTER_ENV]: cluster.value.adminUrl,
+    [DIST_ENV]: '1',
+    [COMPILED_ENV]: compiled,
+    // Node 22's compile cache (Node 20 ignores it): the run's some 80 test and server processes load the same
+    // bundles and dist/, and each after the first reuses V8's code. In the run's folder, so it goes with it.
+    NODE_COMPILE_CACHE: path.join(compiled, 'compile-cache'),
+  },
 });
 
 let signalled = 0;

@@ -13,7 +13,7 @@ import { killGroup, type ServerProcess, startServerProcess } from '../support/se
 
 const RIDERS = 12;
 /** Rides per rider: a count, not a time, so that a slow machine runs the same trial, only slower. */
-const RIDES = 6;
+const RIDES = 10;
 const PASSWORD = 'correct horse battery staple';
 let servers: (ServerProcess & { metrics: string })[] = [];
 

@@ -51,7 +51,7 @@ const runner = spawn(process.execPath, ['--enable-source-maps', compiledPath(com
     [CLUSTER_ENV]: cluster.value.adminUrl,
     [DIST_ENV]: '1',
     [COMPILED_ENV]: compiled,
-    // Node 22's compile cache (Node 20 ignores it): the run's some 80 test and server processes load the same
+    // Node 22's compile cache (Node 20 ignores it): the 80 or so test and server processes of a run load the same
     // bundles and dist/, and each after the first reuses V8's code. In the run's folder, so it goes with it.
     NODE_COMPILE_CACHE: path.join(compiled, 'compile-cache'),
   },

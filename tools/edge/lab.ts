@@ -140,7 +140,7 @@ class Rider {
     let statements: number | undefined;
     let modelledMs: number | undefined;
     if (tally) {
-      await this.quiet();
+      await this.quiet(answered);
       const batches = tally.recent.filter((b) => b.arrived >= started && b.arrived <= answered).sort((a, b) => a.arrived - b.arrived);
       statements = batches.reduce((sum, b) => sum + b.statements, 0);
       modelledMs = batches.reduce((sum, b) => sum + b.modelledMs, 0);
@@ -157,13 +157,17 @@ class Rider {
     return { status: response.status, location: response.headers.location ?? null, text, totalMs: answered - started, clientMs: entry('client'), dbMs, modelledMs, statements, servedBy };
   }
 
-  /** Waits until no proxy has a statement in flight or has had one for a moment: the app's work after its answer. */
-  private async quiet() {
+  /**
+   * Waits until no proxy has a statement in flight or has had one for a moment since the answer came: the app's
+   * work after its answer (a limiter's decrement on 'finish'), which would otherwise land in the next request's
+   * window. Counted from the answer, not the last statement: rendering the page can take longer than the moment.
+   */
+  private async quiet(answered: number) {
     const deadline = performance.now() + 3000;
-    const lastArrival = () => Math.max(0, ...REGION_NAMES.map((r) => this.hooks.tally(r)?.recent.at(-1)?.done ?? 0));
+    const lastDone = () => Math.max(answered, ...REGION_NAMES.map((r) => this.hooks.tally(r)?.recent.at(-1)?.done ?? 0));
     while (performance.now() < deadline) {
       const busy = REGION_NAMES.some((r) => (this.hooks.tally(r)?.inFlight ?? 0) > 0);
-      if (!busy && performance.now() - lastArrival() > 30) return;
+      if (!busy && performance.now() - lastDone() > 30) return;
       await sleep(10);
     }
   }

@@ -4,7 +4,7 @@
  * builds on first use.
  */
 import { spawn } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { build as esbuild } from 'esbuild';
@@ -52,9 +52,11 @@ export const typecheck = () => tsc(['-p', 'tsconfig.json', '--noEmit'], 'the typ
 /**
  * The sources, scripts, tools and test helpers as JavaScript in `dir`, file by file, and each test file as one
  * bundle (esbuild: no type checks, so it takes a second or two and the typecheck runs beside the tests): a
- * TypeScript loader would cost each test process more CPU than its tests.
+ * TypeScript loader would cost each test process more CPU than its tests. The test files of each of `shared`'s
+ * lists become one bundle (`sharedPath`), run in one process: each file in a describe of its own, named after it,
+ * so that its top-level hooks and fixture stay its own.
  */
-export async function compileForTests(dir: string): Promise<void> {
+export async function compileForTests(dir: string, shared: ReadonlyMap<string, readonly string[]> = new Map()): Promise<void> {
   const entryPoints = ['src', 'test', 'scripts', 'tools'].flatMap((folder) =>
     readdirSync(path.join(ROOT, folder), { recursive: true, encoding: 'utf8' })
       .filter((file) => file.endsWith('.ts') && !file.endsWith('.d.ts'))
@@ -63,18 +65,65 @@ export async function compileForTests(dir: string): Promise<void> {
   const common = { outdir: dir, outbase: ROOT, format: 'esm', platform: 'node', target: 'node20', sourcemap: true, sourcesContent: false, tsconfig: path.join(ROOT, 'tsconfig.json'), logLevel: 'error' } as const;
   const isTest = (file: string) => file.endsWith('.test.ts');
   await esbuild({ ...common, entryPoints: entryPoints.filter((file) => !isTest(file)) });
+  const inShared = new Set([...shared.values()].flat().map((file) => path.resolve(file)));
   // The test files bundled, with their app and libraries in shared chunks: Node 20's loader would otherwise resolve
   // and read some 900 files in every test process, more CPU than most files' tests.
   await esbuild({
     ...common,
-    entryPoints: entryPoints.filter(isTest),
+    entryPoints: [
+      ...entryPoints.filter((file) => isTest(file) && !inShared.has(file)),
+      ...[...shared.keys()].map((name) => ({ in: `${SHARED_PREFIX}${name}`, out: path.relative(ROOT, sharedPath(ROOT, name)).replace(/\.js$/, '') })),
+    ],
     bundle: true,
     splitting: true,
     chunkNames: 'chunks/[name]-[hash]',
     external: BUNDLE_EXTERNAL,
     // Bundled CommonJS packages require Node's own modules.
     banner: { js: "import { createRequire as __bundleRequire } from 'node:module'; const require = __bundleRequire(import.meta.url);" },
+    plugins: [
+      {
+        name: 'shared-test-processes',
+        setup(build) {
+          build.onResolve({ filter: new RegExp(`^${SHARED_PREFIX}`) }, (args) => ({ path: args.path.slice(SHARED_PREFIX.length), namespace: 'shared-tests' }));
+          build.onLoad({ filter: /.*/, namespace: 'shared-tests' }, (args) => ({
+            contents: shared.get(args.path)!.map((file) => `import ${JSON.stringify(path.resolve(file))};`).join('\n'),
+            resolveDir: ROOT,
+            loader: 'js',
+          }));
+          build.onLoad({ filter: /\.test\.ts$/ }, (args) =>
+            inShared.has(args.path) ? { contents: inOwnSuite(readFileSync(args.path, 'utf8'), path.relative(ROOT, args.path)), loader: 'ts' } : undefined,
+          );
+        },
+      },
+    ],
   });
+}
+
+const SHARED_PREFIX = 'movr-shared-tests:';
+
+/** Where compileForTests puts the bundle of the shared process `name`. */
+export const sharedPath = (dir: string, name: string) => path.join(dir, 'test', name, 'shared-process.js');
+
+/**
+ * A test file's source with everything after its imports in `describe(name, () => { … })`: its top-level hooks (the
+ * fixture's among them) then run around its own tests alone, not every file's of the process. The opening goes on
+ * the first line after the imports and the closing after the last, so the source map's line numbers stay the file's.
+ */
+function inOwnSuite(source: string, name: string): string {
+  const lines = source.split('\n');
+  let body = 0;
+  let comment = false;
+  while (body < lines.length) {
+    const line = lines[body]!.trim();
+    if (comment) comment = !line.includes('*/');
+    else if (line.startsWith('import ')) while (!/;\s*$/.test(lines[body]!)) body++;
+    else if (line.startsWith('/*')) comment = !line.includes('*/');
+    else if (line !== '' && !line.startsWith('//')) break;
+    body++;
+  }
+  if (body === lines.length) return source;
+  lines[body] = `import { describe as __fileSuite } from 'node:test'; __fileSuite(${JSON.stringify(name)}, () => { ${lines[body]}`;
+  return `${lines.join('\n')}\n});\n`;
 }
 
 /** Packages left out of the test bundles: native addons, and those that find files beside their own code. */

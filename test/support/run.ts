@@ -1,15 +1,15 @@
 /**
  * `npm test`: one PostgreSQL cluster for the whole run (with the migrated template), one build of dist/ for the
- * process tests and the tests compiled to JavaScript, then node:test's runner (runner.ts) on those with the arguments
- * given and the cluster's address in MOVR_TEST_CLUSTER; the cluster stops however the run ends. Node 20 has no
- * --test-global-setup, hence this launcher.
+ * process tests and the tests compiled to JavaScript (the in-process files of a folder in one bundle, see SHARED),
+ * then node:test's runner (runner.ts) on those with the arguments given and the cluster's address in
+ * MOVR_TEST_CLUSTER; the cluster stops however the run ends. Node 20 has no --test-global-setup, hence this launcher.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { buildDist, COMPILED_ENV, compiledPath, compileForTests, DIST_ENV, ROOT, typecheck } from './build.js';
+import { buildDist, COMPILED_ENV, compiledPath, compileForTests, DIST_ENV, ROOT, sharedPath, typecheck } from './build.js';
 import { CLUSTER_ENV, RUN_ENV, startCluster } from './cluster.js';
 
 // Names this run's temporary directories (tempDir) apart from those of runs going on at the same time.
@@ -28,14 +28,35 @@ const rank = (file: string) => {
   return longest >= 0 ? longest : /\/(browser|deploy|fleet|process)\//.test(file) ? LONGEST.length : LONGEST.length + 1;
 };
 const files = args.filter((arg) => !arg.startsWith('-'));
-const ordered = files
-  .map((file, i) => ({ file, i }))
-  .sort((a, b) => rank(a.file) - rank(b.file) || a.i - b.i)
-  .map(({ file }) => compiledPath(compiled, file));
+/**
+ * The files of these folders test the app inside their own process, and share one process per folder, one file after
+ * another (build.ts puts each in a describe of its own): a process of its own costs a file some 0.6 s of CPU to load
+ * the app and its libraries, and these 29 files took 33-39 s of CPU shared against 57 s alone. The CPU-heaviest keep
+ * a process each, so that they run beside the others.
+ */
+const SHARED = ['unit', 'integration', 'http'];
+const OWN_PROCESS = ['http/bad-input', 'http/contention', 'http/fault'];
+const sharedName = (file: string) => {
+  const folder = path.basename(path.dirname(path.resolve(file)));
+  return SHARED.includes(folder) && !OWN_PROCESS.some((name) => file.endsWith(`${name}.test.ts`)) ? folder : undefined;
+};
+const shared = new Map<string, string[]>();
+for (const file of files) {
+  const name = sharedName(file);
+  if (name) shared.set(name, [...(shared.get(name) ?? []), file]);
+}
+const ordered = [
+  ...files
+    .filter((file) => !sharedName(file))
+    .map((file, i) => ({ file, i }))
+    .sort((a, b) => rank(a.file) - rank(b.file) || a.i - b.i)
+    .map(({ file }) => compiledPath(compiled, file)),
+  ...[...shared.keys()].map((name) => sharedPath(compiled, name)),
+];
 const options = args.filter((arg) => arg.startsWith('-'));
 
 const typechecked = checkTypes ? typecheck().then(() => undefined, (error: Error) => error) : Promise.resolve(undefined);
-const [cluster, ...prepared] = await Promise.allSettled([startCluster({ handleSignals: false }), buildDist(), compileForTests(compiled)]);
+const [cluster, ...prepared] = await Promise.allSettled([startCluster({ handleSignals: false }), buildDist(), compileForTests(compiled, shared)]);
 const reasons = [cluster, ...prepared].flatMap((result): unknown[] => (result.status === 'rejected' ? [result.reason] : []));
 if (cluster.status === 'rejected' || reasons.length > 0) {
   if (cluster.status === 'fulfilled') await cluster.value.destroy();

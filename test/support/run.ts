@@ -41,13 +41,14 @@ const sharedName = (file: string) => {
   return SHARED.includes(folder) && !OWN_PROCESS.some((name) => file.endsWith(`${name}.test.ts`)) ? folder : undefined;
 };
 const shared = new Map<string, string[]>();
+const ownProcess: string[] = [];
 for (const file of files) {
   const name = sharedName(file);
   if (name) shared.set(name, [...(shared.get(name) ?? []), file]);
+  else ownProcess.push(file);
 }
 const ordered = [
-  ...files
-    .filter((file) => !sharedName(file))
+  ...ownProcess
     .map((file, i) => ({ file, i }))
     .sort((a, b) => rank(a.file) - rank(b.file) || a.i - b.i)
     .map(({ file }) => compiledPath(compiled, file)),

@@ -69,8 +69,11 @@ export async function claimKey(tx: Tx, claim: IdempotencyKey): Promise<Answer | 
   return undefined;
 }
 
+/** A key as a lookup sees it: in any of its scope's cities. */
+export type KeyLookup = Omit<IdempotencyKey, 'city'>;
+
 /** The answer stored under the key within its 24 hours, if any; the key used for another request is refused. */
-export async function storedAnswer(db: Kysely<Database>, claim: IdempotencyKey): Promise<Answer | undefined> {
+export async function storedAnswer(db: Kysely<Database>, claim: KeyLookup): Promise<Answer | undefined> {
   const prior = await db
     .selectFrom('idempotency_keys')
     .select(['fingerprint', 'status', 'body'])

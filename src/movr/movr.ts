@@ -5,7 +5,7 @@ import type { Database } from '../db/schema.js';
 import { runStatement, runTransaction, type Tx } from '../db/transaction.js';
 import type { City } from '../regions.js';
 import * as api from './api-transactions.js';
-import type { Answer, IdempotencyKey, Slice } from './api-transactions.js';
+import type { Answer, IdempotencyKey, KeyLookup, Slice } from './api-transactions.js';
 import { ForbiddenError, MovrError } from './errors.js';
 import { type NewUser, type NewVehicle, type Page, type Ride, toUser, type User, type UserRef, type Vehicle } from './models.js';
 import { hashPassword, verifyPassword } from './passwords.js';
@@ -13,7 +13,7 @@ import { type IssuedToken, newToken, parseToken } from './tokens.js';
 import * as txn from './transactions.js';
 
 export type { NewUser, NewVehicle } from './models.js';
-export type { Answer, IdempotencyKey, Slice } from './api-transactions.js';
+export type { Answer, IdempotencyKey, KeyLookup, Slice } from './api-transactions.js';
 export { IdempotencyKeyReusedError } from './api-transactions.js';
 export type { IssuedToken } from './tokens.js';
 
@@ -160,11 +160,16 @@ export class MovR {
     }
   }
 
+  /** The answer stored under an Idempotency-Key, if any; the key used for another request is refused (422). */
+  storedAnswer(key: KeyLookup): Promise<Answer | undefined> {
+    return this.read((db) => api.storedAnswer(db, key));
+  }
+
   /** Signs a rider up and gives them an API token. */
   async signUp(input: NewUser, once: Once<{ user: User; token: IssuedToken }>): Promise<Answer> {
     // A repeat of a sign-up already answered gets that answer without paying for a hash.
     const { key } = once;
-    const answered = key && (await this.read((db) => api.storedAnswer(db, key)));
+    const answered = key && (await this.storedAnswer(key));
     if (answered) return { ...answered, repeated: true };
     const passwordHash = await hashPassword(input.password, this.bcryptCost);
     const token = newToken(input.city);

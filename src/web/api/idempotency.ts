@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import type { Request } from 'express';
-import type { IdempotencyKey } from '../../movr/movr.js';
+import type { KeyLookup } from '../../movr/movr.js';
 
 /**
  * The web side of Idempotency-Key (draft-ietf-httpapi-idempotency-key-header): what identifies a request, and the
@@ -24,7 +24,7 @@ export class AnswerSeal {
       .digest('base64url');
   }
 
-  seal(key: IdempotencyKey, text: string): string {
+  seal(key: KeyLookup, text: string): string {
     const iv = randomBytes(12);
     const cipher = createCipheriv('aes-256-gcm', this.encryptionKey, iv);
     cipher.setAAD(Buffer.from(`${key.scope}\n${key.key}`));
@@ -32,7 +32,7 @@ export class AnswerSeal {
     return `v1.${Buffer.concat([iv, cipher.getAuthTag(), sealed]).toString('base64url')}`;
   }
 
-  open(key: IdempotencyKey, sealed: string): string {
+  open(key: KeyLookup, sealed: string): string {
     const raw = Buffer.from(sealed.slice(3), 'base64url');
     const decipher = createDecipheriv('aes-256-gcm', this.encryptionKey, raw.subarray(0, 12));
     decipher.setAAD(Buffer.from(`${key.scope}\n${key.key}`));

@@ -2,7 +2,7 @@ import path from 'node:path';
 import express, { type NextFunction, type Request, type RequestHandler, type Response, Router } from 'express';
 import type { Logger } from 'pino';
 import { type Config, PROJECT_ROOT } from '../../config.js';
-import type { Answer, IdempotencyKey, Once } from '../../movr/movr.js';
+import type { Answer, IdempotencyKey, KeyLookup, Once } from '../../movr/movr.js';
 import { CITIES, type City } from '../../regions.js';
 import { currentCity } from '../middleware/locality.js';
 import { AnswerSeal } from './idempotency.js';
@@ -97,16 +97,12 @@ function register(router: Router, operation: Operation, deps: ApiDependencies, c
       token: token!,
       city,
       once: <T>(scope: 'user' | 'client', rowCity: City, answer: (result: T) => Reply): Once<T> => {
-        const key =
+        const key: IdempotencyKey | undefined =
           rawKey === undefined
             ? undefined
-            : {
-                scope: scope === 'user' ? `user:${user!.id}` : `client:${req.ip ?? ''}`,
-                key: rawKey,
-                fingerprint: seal.fingerprint(req),
-                city: rowCity,
-                cities: scope === 'user' ? [rowCity] : CITIES,
-              };
+            : scope === 'user'
+              ? { scope: `user:${user!.id}`, key: rawKey, fingerprint: seal.fingerprint(req), city: rowCity, cities: [rowCity] }
+              : { ...clientKey(req, rawKey, seal), city: rowCity };
         res.locals.apiIdempotencyKey = key;
         const store = (reply: Reply): Answer => {
           const text = reply.body === undefined ? '' : JSON.stringify(reply.body);
@@ -142,7 +138,27 @@ function register(router: Router, operation: Operation, deps: ApiDependencies, c
     send(res, reply.status, reply.body === '' ? undefined : key ? seal.open(key, reply.body) : reply.body);
   };
 
-  router[operation.method](expressPath(operation.path), prepare, ...(operation.limit?.(deps.limiters) ?? []), handle);
+  /**
+   * A repeat of a limited POST (sign-up and log-in, whose keys are the client's) whose answer is stored gets it back
+   * before the limits and the password budget. Counted, and refunded only after its answer, a repeat was refused
+   * once the client's limit was full, or when sent at once after an answer whose refund had not landed yet.
+   */
+  const answerStoredRepeat: RequestHandler = async (req, res, next) => {
+    const rawKey = req.get('idempotency-key');
+    if (rawKey === undefined) return next();
+    const lookup = clientKey(req, rawKey, seal);
+    const stored = await deps.movr.storedAnswer(lookup);
+    if (!stored) return next();
+    send(res, stored.status, stored.body === '' ? undefined : seal.open(lookup, stored.body));
+  };
+
+  const limits = operation.limit ? [answerStoredRepeat, ...operation.limit(deps.limiters)] : [];
+  router[operation.method](expressPath(operation.path), prepare, ...limits, handle);
+}
+
+/** A client's Idempotency-Key (sign-up, log-in: no user yet), looked up in every city its rows may be in. */
+function clientKey(req: Request, rawKey: string, seal: AnswerSeal): KeyLookup {
+  return { scope: `client:${req.ip ?? ''}`, key: rawKey, fingerprint: seal.fingerprint(req), cities: CITIES };
 }
 
 /** Swagger UI from the app's own node_modules (no CDN), configured by a script of its own, as the CSP wants. */

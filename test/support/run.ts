@@ -21,12 +21,6 @@ const compiled = path.join(ROOT, 'test-output', `js-${runId}`);
 // --typecheck (npm test): the typecheck runs beside the tests, and the run fails if it does.
 const checkTypes = process.argv.includes('--typecheck');
 const args = process.argv.slice(2).filter((arg) => arg !== '--typecheck');
-// The longest files first, then the others that start real servers, so that the run does not end waiting on one.
-const LONGEST = ['browser/rider-journey', 'process/demo-global', 'process/server-lifecycle', 'fleet/password-budget', 'fleet/fleet', 'deploy/production-boot'];
-const rank = (file: string) => {
-  const longest = LONGEST.findIndex((name) => file.endsWith(`${name}.test.ts`));
-  return longest >= 0 ? longest : /\/(browser|deploy|fleet|process)\//.test(file) ? LONGEST.length : LONGEST.length + 1;
-};
 const files = args.filter((arg) => !arg.startsWith('-'));
 /**
  * The files of these folders test the app inside their own process, and share one process per folder, one file after
@@ -47,13 +41,22 @@ for (const file of files) {
   if (name) shared.set(name, [...(shared.get(name) ?? []), file]);
   else ownProcess.push(file);
 }
-const ordered = [
-  ...ownProcess
-    .map((file, i) => ({ file, i }))
-    .sort((a, b) => rank(a.file) - rank(b.file) || a.i - b.i)
-    .map(({ file }) => compiledPath(compiled, file)),
-  ...[...shared.keys()].map((name) => sharedPath(compiled, name)),
-];
+/**
+ * The longest processes first (a shared folder's takes as long as its files together), from the wall times of a
+ * full run, so that the run ends on short ones rather than waiting on one: started last, the integration and http
+ * folders (20-25 s) left a core idle for the run's last 15 s. The files not named keep their order, after these.
+ */
+const LONGEST = ['process/demo-global', 'browser/rider-journey', 'process/server-lifecycle', 'fleet/fleet', 'deploy/production-boot', 'integration/shared-process', 'fleet/password-budget', 'http/bad-input', 'http/shared-process', 'fleet/riders', 'http/contention', 'http/fault', 'api/instances', 'api/docs-page'];
+/** A compiled file's folder and name, without `.test.js`. */
+const stem = (file: string) => path.relative(path.join(compiled, 'test'), file).replace(/(\.test)?\.js$/, '');
+const rank = (file: string) => {
+  const longest = LONGEST.indexOf(stem(file));
+  return longest >= 0 ? longest : LONGEST.length;
+};
+const ordered = [...ownProcess.map((file) => compiledPath(compiled, file)), ...[...shared.keys()].map((name) => sharedPath(compiled, name))]
+  .map((file, i) => ({ file, i }))
+  .sort((a, b) => rank(a.file) - rank(b.file) || a.i - b.i)
+  .map(({ file }) => file);
 const options = args.filter((arg) => arg.startsWith('-'));
 
 const typechecked = checkTypes ? typecheck().then(() => undefined, (error: Error) => error) : Promise.resolve(undefined);

@@ -19,7 +19,7 @@ import { useFixture } from '../support/fixture.js';
  * real image for those, on the image's Node.
  *
  * The build stage's output is the run's shared build of dist/ (test/support/build.ts runs the same `tsc -p
- * tsconfig.build.json` as `npm run build`, with --noCheck, which emits the same files), used once the packed
+ * tsconfig.build.json` as `npm run build`, in one thread, which emits the same files), used once the packed
  * sources and configuration are shown to be the ones it was built from; so that stage's full `npm ci` and its
  * compile are not repeated. The runtime stage's `npm ci --omit=dev` is replayed as written.
  */
@@ -133,7 +133,7 @@ describe('the production image, replayed without Docker', () => {
   /** `npm run build` in a stage: the shared dist/, once the stage holds exactly the sources and settings it came from. */
   async function sharedBuild(dir: string) {
     const manifest = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
-    assert.equal(manifest.scripts.build, 'tsc -p tsconfig.build.json', 'npm run build is the compile test/support/build.ts runs (there with --noCheck)');
+    assert.equal(manifest.scripts.build, 'tsc -p tsconfig.build.json', 'npm run build is the compile test/support/build.ts runs (there in one thread)');
     for (const file of ['tsconfig.json', 'tsconfig.build.json']) assert.equal(readFileSync(path.join(dir, file), 'utf8'), readFileSync(path.join(ROOT, file), 'utf8'), file);
     assert.deepEqual(filesUnder(path.join(dir, 'src')), filesUnder(path.join(ROOT, 'src')), 'the packed src/ is the one dist/ was built from');
     await ensureDist();

@@ -17,8 +17,11 @@ export const SERVER_JS = path.join(ROOT, 'dist', 'server.js');
 
 let building: Promise<void> | undefined;
 
-/** Runs the TypeScript compiler with `args`, rejecting with its output when it fails. */
-function tsc(args: string[], what: string): Promise<void> {
+/**
+ * Runs the TypeScript compiler with `args`, rejecting with its output when it fails; with `emittedIsEnough`, type
+ * errors alone (exit code 2: reported, files emitted) do not fail it.
+ */
+function tsc(args: string[], what: string, { emittedIsEnough = false } = {}): Promise<void> {
   const bin = path.join(path.dirname(createRequire(import.meta.url).resolve('typescript/package.json')), 'bin', 'tsc');
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [bin, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -26,16 +29,17 @@ function tsc(args: string[], what: string): Promise<void> {
     child.stdout.on('data', (chunk) => (output += chunk));
     child.stderr.on('data', (chunk) => (output += chunk));
     child.once('error', reject);
-    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${what} failed (${code}):\n${output}`))));
+    child.once('exit', (code) => (code === 0 || (emittedIsEnough && code === 2) ? resolve() : reject(new Error(`${what} failed (${code}):\n${output}`))));
   });
 }
 
 /**
- * `npm run build` (tsc -p tsconfig.build.json, incremental), without npm in between, and with --noCheck: the
- * typecheck covers src/ (run.ts runs it beside the tests), and with isolatedModules and verbatimModuleSyntax the
- * files emitted are the same (a third of the CPU).
+ * `npm run build` (tsc -p tsconfig.build.json, incremental), without npm in between, in one thread as the typecheck.
+ * Checked, so that the server lifecycle test's `npm start` finds dist/ up to date rather than checking src/ again:
+ * 1.9 + 0.6 s of CPU here, against 0.7 + 3.4 s built with --noCheck. A type error is the typecheck's to report: the
+ * tests still run on what was emitted.
  */
-export const buildDist = () => tsc(['-p', 'tsconfig.build.json', '--noCheck'], 'the build of dist/');
+export const buildDist = () => tsc(['-p', 'tsconfig.build.json', '--singleThreaded'], 'the build of dist/', { emittedIsEnough: true });
 
 /** Whether this file runs compiled (from compileForTests' folder), not as the source through tsx. */
 const RUNNING_COMPILED = import.meta.url.endsWith('.js');

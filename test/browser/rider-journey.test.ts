@@ -364,6 +364,18 @@ describe('a rider in Chromium against the real server', { timeout: 300_000 }, ()
     problems.length = 0;
   });
 
+  test('the audit can fail: axe-core, injected as every audit injects it, reports a logo added without alt text', async () => {
+    const context = await newContext();
+    const page = await context.newPage();
+    // The log-in page as served has none (the journey audits it); with an image without text it has one.
+    await page.goto('/login');
+    await page.evaluate(`document.querySelector('main').append(Object.assign(document.createElement('img'), { src: '/static/img/movr.svg' }))`);
+    const violations = await axeViolations(page);
+    assert.ok(violations.some((line) => line.startsWith('image-alt ')), `axe-core found: ${violations.join('; ') || 'nothing'}`);
+    assert.deepEqual(problems, [], 'no console errors or failed requests');
+    await context.close();
+  });
+
   test('a newcomer signs up and is in, adds a vehicle that shows highlighted at home, rides with the bar, and confirms in dialogs', async () => {
     const context = await newContext();
     const page = await context.newPage();

@@ -74,7 +74,7 @@ export const SCREENSHOTS_WANTED = process.env.SCREENSHOTS === '1' || process.env
 
 let axeSource: string | undefined;
 
-/** A DevTools session of each page's, with the Runtime domain on, for axe-core's injection. */
+/** Each page's DevTools session with the Runtime domain on, for axe-core's injection. */
 const runtimeSessions = new WeakMap<Page, Promise<CDPSession>>();
 function runtimeSession(page: Page): Promise<CDPSession> {
   let session = runtimeSessions.get(page);

@@ -44,7 +44,7 @@ for (const file of files) {
 /**
  * The longest processes first (a shared folder's takes as long as its files together), from the wall times of a
  * full run, so that the run ends on short ones rather than waiting on one: started last, the integration and http
- * folders (20-25 s) left a core idle for the run's last 15 s. The files not named keep their order, after these.
+ * folders (20-33 s each) left a core idle for the run's last 15 s. The files not named keep their order, after these.
  */
 const LONGEST = ['process/demo-global', 'browser/rider-journey', 'process/server-lifecycle', 'fleet/fleet', 'deploy/production-boot', 'integration/shared-process', 'fleet/password-budget', 'http/bad-input', 'http/shared-process', 'fleet/riders', 'http/contention', 'http/fault', 'api/instances', 'api/docs-page'];
 /** A compiled file's folder and name, without `.test.js`. */

@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, rmSync } from 'node:fs';
+import { accessSync, constants, readdirSync, rmSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { buildDist, COMPILED_ENV, compiledPath, compileForTests, DIST_ENV, ROOT, sharedPath, typecheck } from './build.js';
@@ -15,6 +15,25 @@ import { CLUSTER_ENV, RUN_ENV, startCluster } from './cluster.js';
 // Names this run's temporary directories (tempDir) apart from those of runs going on at the same time.
 const runId = randomBytes(4).toString('hex');
 process.env[RUN_ENV] = runId;
+/**
+ * Temporary directories (every PostgreSQL data directory among them) in memory when the machine has room and the
+ * caller named no TMPDIR: on this VM's ext4 a CREATE DATABASE took 0.12-0.21 s of system time, 0.01-0.02 s on tmpfs,
+ * and a run 196-200 s of CPU (104-106 s) instead of 221-228 s (116-119 s), alternating two each. Peak use: 0.45 GB.
+ */
+const MEMORY_TMP = '/dev/shm';
+if (!process.env.TMPDIR && hasRoom(MEMORY_TMP, 2 * 1024 ** 3)) {
+  process.env.TMPDIR = MEMORY_TMP;
+  console.log(`# temporary directories in ${MEMORY_TMP}`);
+}
+function hasRoom(dir: string, bytes: number): boolean {
+  try {
+    accessSync(dir, constants.W_OK);
+    const { bavail, bsize } = statfsSync(dir);
+    return bavail * bsize >= bytes;
+  } catch {
+    return false;
+  }
+}
 // The tests as JavaScript (build.ts says why), in a folder of this run's own, removed when it ends.
 const compiled = path.join(ROOT, 'test-output', `js-${runId}`);
 

@@ -36,6 +36,14 @@ function hasRoom(dir: string, bytes: number): boolean {
 }
 // The tests as JavaScript (build.ts says why), in a folder of this run's own, removed when it ends.
 const compiled = path.join(ROOT, 'test-output', `js-${runId}`);
+/**
+ * Node 22's compile cache (Node 20 ignores it): the 80 or so test and server processes of a run load the same bundles
+ * and dist/, and each after the first reuses V8's code. Among the temporary directories, as a process that compiled
+ * something writes it all at exit (782 files for a server): 0.48 s on this VM's ext4, 0.03 s on tmpfs, and up to
+ * 3 s under the run's load, which made the demo's instances exit 1-3 s after they logged "stopped".
+ */
+const compileCache = path.join(tmpdir(), `movr-compile-cache-${runId}-run`);
+const removeRunFolders = () => [compiled, compileCache].forEach((dir) => rmSync(dir, { recursive: true, force: true }));
 
 // --typecheck (npm test): the typecheck runs beside the tests, and the run fails if it does.
 const checkTypes = process.argv.includes('--typecheck');
@@ -85,7 +93,7 @@ if (cluster.status === 'rejected' || reasons.length > 0) {
   if (cluster.status === 'fulfilled') await cluster.value.destroy();
   for (const reason of reasons) console.error(reason instanceof Error ? reason.message : reason);
   await typechecked;
-  rmSync(compiled, { recursive: true, force: true });
+  removeRunFolders();
   process.exit(1);
 }
 const runner = spawn(process.execPath, ['--enable-source-maps', compiledPath(compiled, path.join(ROOT, 'test/support/runner.ts')), ...options, ...ordered], {
@@ -95,9 +103,7 @@ const runner = spawn(process.execPath, ['--enable-source-maps', compiledPath(com
     [CLUSTER_ENV]: cluster.value.adminUrl,
     [DIST_ENV]: '1',
     [COMPILED_ENV]: compiled,
-    // Node 22's compile cache (Node 20 ignores it): the 80 or so test and server processes of a run load the same
-    // bundles and dist/, and each after the first reuses V8's code. In the run's folder, so it goes with it.
-    NODE_COMPILE_CACHE: path.join(compiled, 'compile-cache'),
+    NODE_COMPILE_CACHE: compileCache,
   },
 });
 
@@ -115,7 +121,7 @@ const [code] = await new Promise<[number | null, NodeJS.Signals | null]>((resolv
   runner.once('error', () => resolve([1, null]));
 });
 await cluster.value.destroy();
-rmSync(compiled, { recursive: true, force: true });
+removeRunFolders();
 process.exitCode = code ?? 1;
 
 const typeErrors = await typechecked;

@@ -10,7 +10,7 @@ import { accessSync, constants, readdirSync, rmSync, statfsSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { buildDist, COMPILED_ENV, compiledPath, compileForTests, DIST_ENV, ROOT, sharedPath, typecheck } from './build.js';
-import { CLUSTER_ENV, RUN_ENV, startCluster } from './cluster.js';
+import { CLUSTER_ENV, RUN_ENV, startCluster, tempDir } from './cluster.js';
 
 // Names this run's temporary directories (tempDir) apart from those of runs going on at the same time.
 const runId = randomBytes(4).toString('hex');
@@ -42,7 +42,7 @@ const compiled = path.join(ROOT, 'test-output', `js-${runId}`);
  * something writes it all at exit (782 files for a server): 0.48 s on this VM's ext4, 0.03 s on tmpfs, and up to
  * 3 s under the run's load, which made the demo's instances exit 1-3 s after they logged "stopped".
  */
-const compileCache = path.join(tmpdir(), `movr-compile-cache-${runId}-run`);
+const compileCache = tempDir('movr-compile-cache-');
 const removeRunFolders = () => [compiled, compileCache].forEach((dir) => rmSync(dir, { recursive: true, force: true }));
 
 // --typecheck (npm test): the typecheck runs beside the tests, and the run fails if it does.
